@@ -1,0 +1,141 @@
+"""Helpers shared by every v2s script: TensorFlow set-up, user-facing errors, run records.
+
+Import this module before TensorFlow: `setup_tensorflow()` must set the environment
+variables that TensorFlow reads when it is first imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+SAMPLE_RATE = 16000  # Hz; every acoustic model takes 1 s of audio
+WAVE_LEN = 16000  # samples in the reprogrammed waveform
+
+
+class V2SError(Exception):
+    """An error caused by the user's input or environment.
+
+    Scripts print its message as one line on stderr and exit non-zero, without a traceback.
+    """
+
+
+def setup_tensorflow(seed: int | None = None, deterministic: bool = False, threads: int | None = None):
+    """Quiet TensorFlow's logs, set its thread pools and (optionally) seed every generator.
+
+    Call before building any model. oneDNN stays on (TF's default, ~1.5x faster here);
+    `TF_ENABLE_ONEDNN_OPTS=0` in the environment switches it off.
+
+    Args:
+        seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
+        deterministic: also ask TensorFlow for deterministic kernels.
+        threads: intra-op threads (default: `V2S_THREADS` or all cores); inter-op uses 1.
+
+    Returns:
+        the imported `tensorflow` module.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    threads = threads or int(os.environ.get("V2S_THREADS", "0")) or os.cpu_count() or 1
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["TF_NUM_INTRAOP_THREADS"]))
+        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["TF_NUM_INTEROP_THREADS"]))
+    except RuntimeError:
+        pass  # the runtime is already initialised: the thread pools are fixed for this process
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return tf
+
+
+def run_cli(main) -> None:
+    """Run `main()`; turn a `V2SError` into one line on stderr and exit status 2."""
+    try:
+        status = main()
+    except V2SError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, record: dict) -> None:
+    """Write `record` as indented JSON, atomically (see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, (json.dumps(record, indent=2, default=_json_default) + "\n").encode())
+
+
+def atomic_save(path: str | os.PathLike, save) -> None:
+    """Call `save(tmp_path)` for a temporary file with the same suffix, then rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=suffix)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def versions() -> dict:
+    """Versions of Python, the platform and the libraries that decide a run's numbers."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("tensorflow", "keras", "kapre", "numpy", "scipy", "h5py", "scikit-learn", "pyts", "POT"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")
+    return found
