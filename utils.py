@@ -40,7 +40,7 @@ def setup_tensorflow(seed: int | None = None, deterministic: bool = False, threa
     Returns:
         the imported `tensorflow` module.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors surface as Python exceptions
     threads = threads or int(os.environ.get("V2S_THREADS", "0")) or os.cpu_count() or 1
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")

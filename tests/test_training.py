@@ -1,0 +1,122 @@
+"""training.run: honest epoch selection, test isolation, records, reproducibility (with a tiny AM)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY_AM_INFO, make_tiny_am
+
+import training
+from utils import V2SError
+
+
+def write_toy(root, name="Toy", n_train=24, n_test=20, seed=0, test_label_shift=0):
+    """Two classes of length-100 series: noisy sines and noisy square waves."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 4 * np.pi, 100)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
+        labels = np.arange(n) % 2
+        if split == "TEST":
+            labels = (labels + test_label_shift) % 2
+        rows = [np.r_[label + 1, (np.sin(t) if label == 0 else np.sign(np.sin(t))) + 0.1 * rng.normal(size=100)]
+                for label in labels]
+        np.savetxt(folder / f"{name}_{split}.tsv", np.array(rows), delimiter="\t")
+    return root
+
+
+def config(tmp_path, **overrides):
+    settings = dict(dataset="Toy", data_dir=str(tmp_path / "data"), eps=3, seed=5, mapping=3,
+                    results_dir=str(tmp_path / "results"), weight_dir=str(tmp_path / "weight"), verbose=0, plot=False)
+    settings.update(overrides)
+    return training.V2SConfig(**settings)
+
+
+def run(cfg):
+    return training.run(cfg, am=make_tiny_am(), am_info=TINY_AM_INFO)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    write_toy(tmp_path / "data")
+    return tmp_path
+
+
+def test_same_seed_gives_the_same_numbers(toy):
+    first, second = run(config(toy)), run(config(toy))
+    assert first["history"] == second["history"]
+    assert first["metrics"] == second["metrics"]
+    assert first["label_mapping"] == second["label_mapping"]
+
+
+def test_a_different_seed_gives_a_different_run(toy):
+    assert run(config(toy))["history"] != run(config(toy, seed=6))["history"]
+
+
+def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
+    """Replacing every TEST label changes the test score only: fit history and chosen epoch are identical."""
+    write_toy(tmp_path / "a" / "data")
+    write_toy(tmp_path / "b" / "data", test_label_shift=1)
+    honest = run(config(tmp_path / "a", eps=4))
+    flipped = run(config(tmp_path / "b", eps=4))
+    assert honest["history"] == flipped["history"]
+    assert honest["selection"] == flipped["selection"]
+    assert honest["metrics"]["validation"] == flipped["metrics"]["validation"]
+    assert honest["metrics"]["test"]["accuracy"] == pytest.approx(1 - flipped["metrics"]["test"]["accuracy"])
+
+
+def test_epoch_is_chosen_on_validation_loss_and_its_weights_are_restored(toy):
+    record = run(config(toy, eps=5))
+    val_loss = record["history"]["val_loss"]
+    assert record["selection"]["criterion"] == "lowest validation loss"
+    assert record["selection"]["epoch"] == int(np.argmin(val_loss)) + 1
+    assert record["metrics"]["validation"]["loss"] == pytest.approx(min(val_loss), rel=1e-4)
+
+
+def test_without_validation_the_last_epoch_is_kept(toy):
+    record = run(config(toy, val_split=0.0))
+    assert record["selection"] == {"criterion": "last epoch (no validation split)", "epoch": 3}
+    assert "validation" not in record["metrics"] and "val_loss" not in record["history"]
+
+
+def test_selecting_on_test_is_explicit_and_labelled(toy):
+    record = run(config(toy, eps=4, select_on_test=True))
+    assert "TEST" in record["selection"]["criterion"]
+    assert record["selection"]["epoch"] == int(np.argmax(record["history"]["test_accuracy"])) + 1
+    assert record["metrics"]["test"]["accuracy"] == pytest.approx(max(record["history"]["test_accuracy"]))
+
+
+def test_record_has_what_a_researcher_needs(toy):
+    record = run(config(toy, plot=True, per=2))
+    saved = json.loads(open(record["results"]).read())
+    for key in ("config", "dataset", "label_mapping", "am", "history", "selection", "metrics",
+                "wall_time_s", "versions", "weights", "n_fit", "n_validation"):
+        assert key in saved, key
+    assert saved["config"]["mapping"] == 3 and saved["config"]["dropout"] == 0.4
+    assert saved["label_mapping"]["groups"] == [[0, 1, 2], [3, 4, 5]]
+    assert saved["dataset"]["label_map"] == {"1": 0, "2": 1}
+    assert saved["versions"]["tensorflow"].startswith("2.20")
+    assert saved["n_fit"] + saved["n_validation"] == 24
+    assert len(saved["history"]["loss"]) == 3
+    weight_dir = toy / "weight"
+    assert (weight_dir / f"{record['run']}.weights.h5").stat().st_size > 0
+    assert len(list((weight_dir / "beta").glob(f"{record['run']}-002-*.weights.h5"))) == 1
+    assert (toy / "results" / f"{record['run']}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list((toy / "results").glob(".*tmp*")) and not list(weight_dir.glob(".*tmp*"))
+
+
+def test_default_mapping_is_the_papers_maximum(toy):
+    assert run(config(toy, mapping=None, eps=1))["label_mapping"]["per_class"] == 18
+
+
+def test_random_map_is_recorded(toy):
+    record = run(config(toy, map_type="random", eps=1))
+    flat = [s for g in record["label_mapping"]["groups"] for s in g]
+    assert len(set(flat)) == 6 and record["label_mapping"]["type"] == "random"
+
+
+def test_a_failed_run_writes_nothing(toy):
+    with pytest.raises(V2SError):
+        run(config(toy, seg=200))
+    assert not (toy / "results").exists() or not list((toy / "results").iterdir())

@@ -1,0 +1,268 @@
+"""One V2S run: load data, build the reprogrammed model, fit, choose the epoch, test once, record.
+
+`run(config)` is what `v2s_main.py` calls and what sweeps call in-process. The TEST split is
+evaluated once, after the epoch has been chosen on the validation split carved from TRAIN;
+`select_on_test=True` restores the original code's optimistic choice (the epoch with the best test
+accuracy) and says so in the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from utils import PROJECT_DIR, V2SError
+
+
+@dataclass
+class V2SConfig:
+    """Everything that decides a V2S run. Field names follow the CLI flags."""
+
+    dataset: str = "0"
+    mapping: int | None = None  # source labels per target label; None: floor(36 / K), the paper's maximum
+    eps: int = 100
+    mod: str = "1"
+    net: str = "0"
+    dr: float = 4  # program dropout = dr * 0.1
+    seg: int = 1
+    per: int = 0
+    data_dir: str | None = None
+    seed: int = 0
+    batch_size: int = 32
+    lr: float = 0.05
+    lr_decay: float = 0.48  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
+    l2: float = 0.04
+    val_split: float = 0.2
+    mask: bool = False
+    map_type: str = "first"
+    am_weights: str | None = None
+    results_dir: str = str(PROJECT_DIR / "results")
+    weight_dir: str = str(PROJECT_DIR / "weight")
+    run_name: str | None = None
+    select_on_test: bool = False
+    deterministic: bool = False
+    verbose: int = 2
+    plot: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dropout(self) -> float:
+        return round(float(self.dr) * 0.1, 6)
+
+    def default_run_name(self, dataset_name: str, mapping: int) -> str:
+        mask = "_mask" if self.mask else ""
+        return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}"
+                f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
+
+
+def run(config: V2SConfig, am=None, am_info=None) -> dict:
+    """Train and evaluate one V2S model; write its record, curves and weights.
+
+    Args:
+        am: an already built source AM (tests pass a small one); default: `speech_models.load_am`.
+    Returns:
+        the run record (also written to `<results_dir>/<run>.json`).
+    """
+    started = time.time()
+    tf = utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
+    import keras
+
+    import ts_dataloader
+    import ts_model
+
+    data = ts_dataloader.load_dataset(config.dataset, config.data_dir)
+    mapping = config.mapping or (1 if str(config.mod) == "0" else ts_model.N_SOURCE // data.n_classes)
+    groups = ts_model.label_mapping(data.n_classes, mapping, config.map_type, config.seed)
+    if str(config.mod) == "0":
+        groups = [[t] for t in range(data.n_classes)]
+    x_train_all = ts_model.tile_segments(data.x_train, config.seg)
+    x_test = ts_model.tile_segments(data.x_test, config.seg)
+    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed)
+    mask = ts_model.program_mask(data.length, config.seg) if config.mask else None
+
+    if am is None:
+        import speech_models
+
+        am, am_info = speech_models.load_am(config.net, config.am_weights)
+    model = ts_model.build_v2s(am, data.n_classes, groups, config.mod, config.dropout, config.l2, mask)
+    schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
+    model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    run_name = config.run_name or config.default_run_name(data.name, mapping)
+    results_dir, weight_dir = Path(config.results_dir), Path(config.weight_dir)
+    _print_header(config, data, run_name, len(y_fit), len(y_val), mapping, am_info)
+
+    has_val = len(y_val) > 0
+    selector = EpochSelector("test_accuracy" if config.select_on_test else "val_loss" if has_val else None)
+    callbacks = [selector]
+    if config.select_on_test:
+        callbacks.insert(0, TestMonitor(x_test, data.y_test))
+    if config.per:
+        callbacks.append(PeriodicSaver(config.per, weight_dir / "beta", run_name))
+    fit_started = time.time()
+    history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
+                        validation_data=(x_val, y_val) if has_val else None, shuffle=True,
+                        callbacks=callbacks, verbose=config.verbose)
+    fit_seconds = time.time() - fit_started
+    selector.restore(model)
+
+    metrics = {"train": _evaluate(model, x_fit, y_fit)}
+    if has_val:
+        metrics["validation"] = _evaluate(model, x_val, y_val)
+    metrics["test"] = _evaluate(model, x_test, data.y_test)  # the one use of TEST in honest mode
+    majority = np.bincount(data.y_train).argmax()
+    metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
+
+    weights_path = weight_dir / f"{run_name}.weights.h5"
+    utils.atomic_save(weights_path, model.save_weights)
+    record = {
+        "run": run_name,
+        "config": {**dataclasses.asdict(config), "dropout": config.dropout, "mapping": mapping},
+        "command": sys.argv,
+        "dataset": data.describe(),
+        "n_fit": len(y_fit),
+        "n_validation": len(y_val),
+        "label_mapping": {
+            "type": "one-to-one" if str(config.mod) == "0" else config.map_type,
+            "per_class": mapping,
+            "groups": groups,
+            "groups_named": [[_source_name(s) for s in g] for g in groups],
+        },
+        "am": dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "selection": selector.describe(config.eps),
+        "metrics": metrics,
+        "weights": str(weights_path),
+        "wall_time_s": {"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
+        "samples_per_s": round(len(y_fit) * len(history.epoch) / max(fit_seconds, 1e-9), 1),
+        "versions": utils.versions(),
+    }
+    if config.plot:
+        record["plot"] = str(results_dir / f"{run_name}.png")
+        plot_history(record, record["plot"])
+    utils.atomic_write_json(results_dir / f"{run_name}.json", record)
+    record["results"] = str(results_dir / f"{run_name}.json")
+    return record
+
+
+def _evaluate(model, x, y) -> dict:
+    loss, accuracy = model.evaluate(x, y, batch_size=256, verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+def _source_name(index: int) -> str:
+    try:
+        import speech_models
+
+        return speech_models.SOURCE_CLASSES[index]
+    except (ImportError, AttributeError):
+        return str(index)
+
+
+def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
+    am_text = f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)" if getattr(am_info, "sha256", None) else str(am_info)
+    print(f"run {run_name}")
+    print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
+          f"(labels {data.label_values}), {n_fit} fit / {n_val} validation / {len(data.y_test)} test series")
+    print(f"model mod {config.mod} ({__import__('ts_model').MODS[str(config.mod)]}), AM {am_text}, "
+          f"mapping {mapping} ({config.map_type}), seg {config.seg}, dropout {config.dropout}, l2 {config.l2}, "
+          f"mask {'on' if config.mask else 'off'}, lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class EpochSelector(_callback_base()):
+    """Keeps the weights of the best epoch by `monitor` (val_loss: lowest; *accuracy: highest).
+
+    With no monitor (no validation split) the last epoch is kept.
+    """
+
+    def __init__(self, monitor: str | None):
+        super().__init__()
+        self.monitor = monitor
+        self.best_epoch = None
+        self.best_value = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is None:
+            return
+        value = float(logs[self.monitor])
+        if self.best_value is None or (value < self.best_value if self.monitor.endswith("loss") else value > self.best_value):
+            self.best_epoch, self.best_value = epoch, value
+            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+
+    def restore(self, model) -> None:
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+    def describe(self, epochs: int) -> dict:
+        if self.monitor is None:
+            return {"criterion": "last epoch (no validation split)", "epoch": epochs}
+        criterion = {"val_loss": "lowest validation loss",
+                     "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
+        return {"criterion": criterion[self.monitor], "epoch": self.best_epoch + 1, "value": self.best_value}
+
+
+class TestMonitor(_callback_base()):
+    """Adds test loss/accuracy to each epoch's logs (only with --select-on-test)."""
+
+    def __init__(self, x_test, y_test):
+        super().__init__()
+        self.x_test, self.y_test = x_test, y_test
+
+    def on_epoch_end(self, epoch, logs=None):
+        result = _evaluate(self.model, self.x_test, self.y_test)
+        logs["test_loss"], logs["test_accuracy"] = result["loss"], result["accuracy"]
+
+
+class PeriodicSaver(_callback_base()):
+    """Saves the weights every `period` epochs as `<dir>/<run>-<epoch>-<val_acc>.weights.h5` (--per)."""
+
+    def __init__(self, period: int, directory: Path, run_name: str):
+        super().__init__()
+        self.period, self.directory, self.run_name = period, Path(directory), run_name
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.period == 0:
+            score = logs.get("val_accuracy", logs.get("accuracy", 0.0))
+            path = self.directory / f"{self.run_name}-{epoch + 1:03d}-{score:.4f}.weights.h5"
+            utils.atomic_save(path, self.model.save_weights)
+
+
+def plot_history(record: dict, path: str) -> None:
+    """Accuracy and loss per epoch (fit, validation, and test if monitored), the chosen epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = record["history"]
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for prefix, label in (("", "fit"), ("val_", "validation"), ("test_", "test")):
+            if prefix + metric in history:
+                ax.plot(epochs, history[prefix + metric], label=label)
+        ax.axvline(record["selection"]["epoch"], color="grey", linestyle=":", label="chosen epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    test = record["metrics"]["test"]["accuracy"]
+    fig.suptitle(f"{record['run']}  (test accuracy {test:.4f})", fontsize=9)
+    fig.tight_layout()
+    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
