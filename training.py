@@ -153,6 +153,51 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     return record
 
 
+def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None) -> tuple[Path, Path]:
+    """Locate a saved run from a weights path, a file name in weight/, or a run name.
+
+    Returns:
+        (weights file, its results JSON).
+    """
+    weight_dir = Path(weight_dir or PROJECT_DIR / "weight")
+    results_dir = Path(results_dir or PROJECT_DIR / "results")
+    name = Path(weight).name.removesuffix(".weights.h5")
+    candidates = [Path(weight), weight_dir / Path(weight).name, weight_dir / f"{name}.weights.h5"]
+    weights = next((p for p in candidates if p.is_file()), None)
+    if weights is None:
+        raise V2SError(f"weights {weight!r} not found (looked for {', '.join(str(p) for p in candidates)})")
+    records = [weights.with_name(f"{name}.json"), results_dir / f"{name}.json", weights.parent.parent / "results" / f"{name}.json"]
+    record = next((p for p in records if p.is_file()), None)
+    if record is None:
+        raise V2SError(f"no run record {name}.json beside {weights} or in {results_dir}: it holds the settings needed to rebuild the model")
+    return weights, record
+
+
+def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None):
+    """Rebuild a saved V2S model from its run record and load its trained weights (AM included).
+
+    Returns:
+        (model, record, dataset) — the dataset re-read from the recorded data directory.
+    """
+    import json
+
+    utils.setup_tensorflow()
+    import speech_models
+    import ts_dataloader
+    import ts_model
+
+    weights, record_path = find_run(weight, weight_dir, results_dir)
+    record = json.loads(record_path.read_text())
+    cfg = record["config"]
+    data = ts_dataloader.load_dataset(cfg["dataset"], cfg["data_dir"])
+    mask = ts_model.program_mask(data.length, cfg["seg"]) if cfg["mask"] else None
+    am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
+    model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
+                               cfg["dropout"], cfg["l2"], mask)
+    speech_models.load_weights(model, weights)
+    return model, record, data
+
+
 def _evaluate(model, x, y) -> dict:
     loss, accuracy = model.evaluate(x, y, batch_size=256, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy)}
