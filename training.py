@@ -31,6 +31,7 @@ class V2SConfig:
     net: str = "0"
     dr: float = 4  # program dropout = dr * 0.1
     seg: int = 1
+    offset: int = 0  # zero samples before the first copy
     per: int = 0
     data_dir: str | None = None
     seed: int = 0
@@ -46,6 +47,7 @@ class V2SConfig:
     weight_dir: str = str(PROJECT_DIR / "weight")
     run_name: str | None = None
     select_on_test: bool = False
+    swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
     deterministic: bool = False
     verbose: int = 2
     plot: bool = True
@@ -57,7 +59,8 @@ class V2SConfig:
 
     def default_run_name(self, dataset_name: str, mapping: int) -> str:
         mask = "_mask" if self.mask else ""
-        return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}"
+        offset = f"_off{self.offset}" if self.offset else ""
+        return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}{offset}"
                 f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
 
 
@@ -81,10 +84,10 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     groups = ts_model.label_mapping(data.n_classes, mapping, config.map_type, config.seed)
     if str(config.mod) == "0":
         groups = [[t] for t in range(data.n_classes)]
-    x_train_all = ts_model.tile_segments(data.x_train, config.seg)
-    x_test = ts_model.tile_segments(data.x_test, config.seg)
+    x_train_all = ts_model.tile_segments(data.x_train, config.seg, config.offset)
+    x_test = ts_model.tile_segments(data.x_test, config.seg, config.offset)
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed)
-    mask = ts_model.program_mask(data.length, config.seg) if config.mask else None
+    mask = ts_model.program_mask(data.length, config.seg, config.offset) if config.mask else None
 
     if am is None:
         import speech_models
@@ -93,19 +96,23 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     model = ts_model.build_v2s(am, data.n_classes, groups, config.mod, config.dropout, config.l2, mask)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
 
     run_name = config.run_name or config.default_run_name(data.name, mapping)
     results_dir, weight_dir = Path(config.results_dir), Path(config.weight_dir)
     _print_header(config, data, run_name, len(y_fit), len(y_val), mapping, am_info)
 
     has_val = len(y_val) > 0
-    selector = EpochSelector("test_accuracy" if config.select_on_test else "val_loss" if has_val else None)
+    selector = EpochSelector("test_accuracy" if config.select_on_test else "val_ce" if has_val else None)
     callbacks = [selector]
     if config.select_on_test:
         callbacks.insert(0, TestMonitor(x_test, data.y_test))
     if config.per:
         callbacks.append(PeriodicSaver(config.per, weight_dir / "beta", run_name))
+    swd_callback = SWDCallback.from_speech(am, x_fit, seed=config.seed) if config.swd else None
+    if swd_callback:
+        callbacks.append(swd_callback)
     fit_started = time.time()
     history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
                         validation_data=(x_val, y_val) if has_val else None, shuffle=True,
@@ -139,6 +146,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "selection": selector.describe(config.eps),
+        **({"swd": swd_callback.describe()} if swd_callback else {}),
         "metrics": metrics,
         "weights": str(weights_path),
         "wall_time_s": {"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
@@ -190,7 +198,7 @@ def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None
     record = json.loads(record_path.read_text())
     cfg = record["config"]
     data = ts_dataloader.load_dataset(cfg["dataset"], cfg["data_dir"])
-    mask = ts_model.program_mask(data.length, cfg["seg"]) if cfg["mask"] else None
+    mask = ts_model.program_mask(data.length, cfg["seg"], cfg.get("offset", 0)) if cfg["mask"] else None
     am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
     model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
                                cfg["dropout"], cfg["l2"], mask)
@@ -199,8 +207,9 @@ def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None
 
 
 def _evaluate(model, x, y) -> dict:
-    loss, accuracy = model.evaluate(x, y, batch_size=256, verbose=0)
-    return {"loss": float(loss), "accuracy": float(accuracy)}
+    """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone."""
+    loss, accuracy, ce = model.evaluate(x, y, batch_size=256, verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy), "ce": float(ce)}
 
 
 def _source_name(index: int) -> str:
@@ -229,7 +238,10 @@ def _callback_base():
 
 
 class EpochSelector(_callback_base()):
-    """Keeps the weights of the best epoch by `monitor` (val_loss: lowest; *accuracy: highest).
+    """Keeps the weights of the best epoch by `monitor` (*loss, *ce: lowest; *accuracy: highest).
+
+    The default monitor is `val_ce`, the validation cross-entropy. Keras' `val_loss` adds the L2
+    penalty on theta, the same for every series, which shrinks steadily and would pick the last epoch.
 
     With no monitor (no validation split) the last epoch is kept.
     """
@@ -245,7 +257,7 @@ class EpochSelector(_callback_base()):
         if self.monitor is None:
             return
         value = float(logs[self.monitor])
-        if self.best_value is None or (value < self.best_value if self.monitor.endswith("loss") else value > self.best_value):
+        if self.best_value is None or (value < self.best_value if self.monitor.endswith(("loss", "ce")) else value > self.best_value):
             self.best_epoch, self.best_value = epoch, value
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
 
@@ -256,13 +268,13 @@ class EpochSelector(_callback_base()):
     def describe(self, epochs: int) -> dict:
         if self.monitor is None:
             return {"criterion": "last epoch (no validation split)", "epoch": epochs}
-        criterion = {"val_loss": "lowest validation loss",
+        criterion = {"val_ce": "lowest validation loss (cross-entropy)",
                      "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
         return {"criterion": criterion[self.monitor], "epoch": self.best_epoch + 1, "value": self.best_value}
 
 
 class TestMonitor(_callback_base()):
-    """Adds test loss/accuracy to each epoch's logs (only with --select-on-test)."""
+    """Adds test cross-entropy/accuracy to each epoch's logs (only with --select-on-test)."""
 
     def __init__(self, x_test, y_test):
         super().__init__()
@@ -270,7 +282,7 @@ class TestMonitor(_callback_base()):
 
     def on_epoch_end(self, epoch, logs=None):
         result = _evaluate(self.model, self.x_test, self.y_test)
-        logs["test_loss"], logs["test_accuracy"] = result["loss"], result["accuracy"]
+        logs["test_ce"], logs["test_accuracy"] = result["ce"], result["accuracy"]
 
 
 class PeriodicSaver(_callback_base()):
@@ -287,6 +299,53 @@ class PeriodicSaver(_callback_base()):
             utils.atomic_save(path, self.model.save_weights)
 
 
+class SWDCallback(_callback_base()):
+    """Records, after each epoch, the sliced Wasserstein distance between the AM's logits on source speech
+    and on the reprogrammed training series (the paper's Sec. 4 alignment term; Fig. 3, Table 3).
+
+    Adds `swd` to the epoch's logs, so it lands in `history` and the run record. Logits are the AM's
+    pre-softmax scores over its 36 classes (`cam_v2s.am_logits`); the distance is
+    `utils.sliced_wasserstein_distance` (1,000 seeded projections). The source logits are computed once,
+    or every epoch if the AM itself is trained (--mod 2).
+    """
+
+    def __init__(self, am, source_waves, target_tiled, n_projections: int = 1000, seed: int = 0, source: str = ""):
+        """am: the AM inside the V2S model; source_waves: (n, 16000) speech clips; target_tiled: (m, 16000)
+        tiled target series (the callback adds the model's current program)."""
+        super().__init__()
+        self.am, self.source_waves, self.target_tiled = am, source_waves, target_tiled
+        self.n_projections, self.seed, self.source = n_projections, seed, source
+        self._source_logits = None
+
+    @classmethod
+    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = 400, n_target: int = 1000, seed: int = 0):
+        """Source: a seeded sample of `n_source` clips of a Speech-Commands folder (default
+        $V2S_SPEECH_DIR or ../shared/speech/gsc); target: up to `n_target` tiled fit series (n, 16000)."""
+        import cam_v2s
+
+        folder = speech_dir or cam_v2s.default_speech_dir()
+        waves, _ = cam_v2s.speech_sample(folder, n_source, seed)
+        if len(x_fit) > n_target:
+            x_fit = x_fit[np.sort(np.random.default_rng(seed).permutation(len(x_fit))[:n_target])]
+        return cls(am, waves, x_fit, seed=seed, source=str(folder))
+
+    def value(self) -> float:
+        """SWD between source-speech logits and the logits of the currently reprogrammed target series."""
+        import cam_v2s
+
+        if self._source_logits is None or self.am.trainable:
+            self._source_logits = cam_v2s.am_logits(self.am, self.source_waves)
+        target = cam_v2s.am_logits(self.am, cam_v2s.reprogram(self.model, self.target_tiled))
+        return utils.sliced_wasserstein_distance(self._source_logits, target, self.n_projections, self.seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["swd"] = self.value()  # Keras' progress line and History pick it up
+
+    def describe(self) -> dict:
+        return {"source": self.source, "n_source": len(self.source_waves), "n_target": len(self.target_tiled),
+                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": "AM logits (36)"}
+
+
 def plot_history(record: dict, path: str) -> None:
     """Accuracy and loss per epoch (fit, validation, and test if monitored), the chosen epoch marked."""
     import matplotlib
@@ -296,14 +355,15 @@ def plot_history(record: dict, path: str) -> None:
 
     history = record["history"]
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
+    metrics = ("accuracy", "loss", "swd") if "swd" in history else ("accuracy", "loss")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
+    for ax, metric in zip(axes, metrics):
         for prefix, label in (("", "fit"), ("val_", "validation"), ("test_", "test")):
             if prefix + metric in history:
-                ax.plot(epochs, history[prefix + metric], label=label)
+                ax.plot(epochs, history[prefix + metric], label=label, **({"marker": "."} if metric == "swd" else {}))
         ax.axvline(record["selection"]["epoch"], color="grey", linestyle=":", label="chosen epoch")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric if metric != "swd" else "sliced Wasserstein distance (logits)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     test = record["metrics"]["test"]["accuracy"]

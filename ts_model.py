@@ -17,25 +17,29 @@ N_SOURCE = 36  # output classes of every source acoustic model
 MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
 
 
-def segment_starts(length: int, segments: int) -> list[int]:
-    """Sample offsets of the `segments` copies of a length-`length` series, as the original placed them.
+def segment_starts(length: int, segments: int, offset: int = 0) -> list[int]:
+    """Sample offsets of the `segments` copies of a length-`length` series.
 
-    With `all_seg = 16000 // length` whole copies fitting the window and `seg_len = all_seg // segments`,
-    copy s starts at `s * seg_len * length` (L=500, m=3: 0, 5000, 10000).
+    The original's placement, shifted by `offset` zero samples: with `fit = (16000 - offset) // length`
+    whole copies fitting after the offset and `seg_len = fit // segments`, copy s starts at
+    `offset + s * seg_len * length` (L=500, m=3, offset 0: 0, 5000, 10000).
     """
     if length > WAVE_LEN:
         raise V2SError(f"series of length {length} exceed the AM's input of {WAVE_LEN} samples (1 s at 16 kHz)")
     if segments < 1:
         raise V2SError(f"--seg must be at least 1, got {segments}")
-    fit = WAVE_LEN // length
+    if not 0 <= offset <= WAVE_LEN - length:
+        raise V2SError(f"--offset {offset} leaves no room for a series of length {length} in {WAVE_LEN} samples")
+    fit = (WAVE_LEN - offset) // length
     if segments > fit:
-        raise V2SError(f"--seg {segments} is too large: a series of length {length} fits at most {fit} times in {WAVE_LEN} samples")
+        raise V2SError(f"--seg {segments} is too large: a series of length {length} fits at most {fit} times in "
+                       f"{WAVE_LEN - offset} samples")
     step = (fit // segments) * length
-    return [s * step for s in range(segments)]
+    return [offset + s * step for s in range(segments)]
 
 
-def tile_segments(x: np.ndarray, segments: int = 1) -> np.ndarray:
-    """Place `segments` copies of each series in a zero waveform.
+def tile_segments(x: np.ndarray, segments: int = 1, offset: int = 0) -> np.ndarray:
+    """Place `segments` copies of each series in a zero waveform (see `segment_starts`).
 
     Args:
         x: series, shape (n, L), L <= 16000.
@@ -44,15 +48,15 @@ def tile_segments(x: np.ndarray, segments: int = 1) -> np.ndarray:
     """
     n, length = x.shape
     out = np.zeros((n, WAVE_LEN), dtype=np.float32)
-    for start in segment_starts(length, segments):
+    for start in segment_starts(length, segments, offset):
         out[:, start:start + length] = x
     return out
 
 
-def program_mask(length: int, segments: int = 1) -> np.ndarray:
+def program_mask(length: int, segments: int = 1, offset: int = 0) -> np.ndarray:
     """The paper's mask M (eq. 1): 1 where the program may act, 0 where a series copy sits. Shape (16000,)."""
     mask = np.ones(WAVE_LEN, dtype=np.float32)
-    for start in segment_starts(length, segments):
+    for start in segment_starts(length, segments, offset):
         mask[start:start + length] = 0.0
     return mask
 

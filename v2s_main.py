@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
     parser.add_argument("--seg", type=int, default=1,
                         help="copies of the series tiled into the 16000-sample window, from the start at equal intervals")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="zero samples before the first copy (0 = the original's placement at the start)")
     parser.add_argument("--per", type=int, default=0,
                         help="if > 0, also save weights every N epochs to weight/beta/<run>-<epoch>-<val_acc>.weights.h5")
     parser.add_argument("--data-dir", default=None,
@@ -60,6 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--select-on-test", action="store_true",
                         help="ORIGINAL, OPTIMISTIC protocol: choose the epoch by TEST accuracy, as the original's "
                              "'Best Val. Acc'. Never use it for honest numbers")
+    parser.add_argument("--swd", action="store_true",
+                        help="record each epoch the sliced Wasserstein distance between the AM's logits on source speech "
+                             "($V2S_SPEECH_DIR or ../shared/speech/gsc, 400 seeded clips) and on the reprogrammed fit series "
+                             "(1,000 projections); plotted beside accuracy and loss (the paper's Fig. 3)")
     parser.add_argument("--deterministic", action="store_true", help="ask TensorFlow for deterministic kernels (slower)")
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch")
@@ -81,7 +87,9 @@ def main(argv=None) -> int:
     print(f"selected epoch {record['selection']['epoch']} of {config.eps} ({record['selection']['criterion']})")
     for split in ("train", "validation", "test"):
         if split in metrics:
-            print(f"{split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
+            result = metrics[split]
+            print(f"{split:<10} accuracy {result['accuracy']:.4f}  cross-entropy {result['ce']:.4f}  "
+                  f"loss with L2 on theta {result['loss']:.4f}")
     print(f"majority-class test accuracy {metrics['test_majority_baseline']:.4f}")
     print(f"weights={record['weights']}")
     print(f"results={record['results']}")

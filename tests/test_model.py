@@ -16,6 +16,13 @@ class TestTiling:
         assert ts_model.segment_starts(96, 10) == [0, 1536, 3072, 4608, 6144, 7680, 9216, 10752, 12288, 13824]
         assert ts_model.segment_starts(16000, 1) == [0]
 
+    def test_an_offset_shifts_every_copy_and_shrinks_the_room(self):
+        assert ts_model.segment_starts(500, 3, offset=512) == [512, 5512, 10512]  # 30 fit after 512 zeros
+        with pytest.raises(V2SError, match="fits at most 30 times in 15488 samples"):
+            ts_model.segment_starts(500, 31, offset=512)
+        with pytest.raises(V2SError, match="--offset 15600 leaves no room"):
+            ts_model.segment_starts(500, 1, offset=15600)
+
     def test_tiled_waveform_holds_the_copies_and_zeros_elsewhere(self):
         x = np.arange(1, 501, dtype=np.float32)[None, :]
         wave = ts_model.tile_segments(x, 3)

@@ -66,12 +66,20 @@ def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     assert honest["metrics"]["test"]["accuracy"] == pytest.approx(1 - flipped["metrics"]["test"]["accuracy"])
 
 
-def test_epoch_is_chosen_on_validation_loss_and_its_weights_are_restored(toy):
+def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restored(toy):
     record = run(config(toy, eps=5))
-    val_loss = record["history"]["val_loss"]
-    assert record["selection"]["criterion"] == "lowest validation loss"
-    assert record["selection"]["epoch"] == int(np.argmin(val_loss)) + 1
-    assert record["metrics"]["validation"]["loss"] == pytest.approx(min(val_loss), rel=1e-4)
+    val_ce = record["history"]["val_ce"]
+    assert record["selection"]["criterion"] == "lowest validation loss (cross-entropy)"
+    assert record["selection"]["epoch"] == int(np.argmin(val_ce)) + 1
+    assert record["metrics"]["validation"]["ce"] == pytest.approx(min(val_ce), rel=1e-4)
+
+
+def test_reported_loss_is_cross_entropy_plus_the_l2_penalty_on_theta(toy):
+    record = run(config(toy, eps=1))
+    theta = record["metrics"]["train"]
+    assert theta["loss"] > theta["ce"]
+    no_penalty = run(config(toy, eps=1, l2=0.0))["metrics"]["train"]
+    assert no_penalty["loss"] == pytest.approx(no_penalty["ce"], rel=1e-5)
 
 
 def test_without_validation_the_last_epoch_is_kept(toy):
