@@ -347,7 +347,8 @@ class SWDCallback(_callback_base()):
 
 
 def plot_history(record: dict, path: str) -> None:
-    """Accuracy and loss per epoch (fit, validation, and test if monitored), the chosen epoch marked."""
+    """Accuracy, cross-entropy (and SWD if recorded) per epoch for fit, validation (and test if monitored),
+    the chosen epoch marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,7 +356,7 @@ def plot_history(record: dict, path: str) -> None:
 
     history = record["history"]
     epochs = np.arange(1, len(history["loss"]) + 1)
-    metrics = ("accuracy", "loss", "swd") if "swd" in history else ("accuracy", "loss")
+    metrics = ("accuracy", "ce", "swd") if "swd" in history else ("accuracy", "ce")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
     for ax, metric in zip(axes, metrics):
         for prefix, label in (("", "fit"), ("val_", "validation"), ("test_", "test")):
@@ -363,7 +364,7 @@ def plot_history(record: dict, path: str) -> None:
                 ax.plot(epochs, history[prefix + metric], label=label, **({"marker": "."} if metric == "swd" else {}))
         ax.axvline(record["selection"]["epoch"], color="grey", linestyle=":", label="chosen epoch")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric if metric != "swd" else "sliced Wasserstein distance (logits)")
+        ax.set_ylabel({"ce": "cross-entropy", "swd": "sliced Wasserstein distance (logits)"}.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     test = record["metrics"]["test"]["accuracy"]
