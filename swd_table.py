@@ -1,0 +1,167 @@
+"""Source loss and sliced Wasserstein distance of saved V2S runs, per acoustic model (the paper's Table 3).
+
+Example:
+    python swd_table.py                                   # every saved run in results/ with its weights
+    python swd_table.py --runs 'results/*_net0_*eps100*' 'results/*_net3_*eps100*'
+
+For each run: the sliced Wasserstein-2 distance (1,000 seeded projections, POT) between the AM's logits
+(pre-softmax scores over its 36 classes) on a seeded sample of source speech and on the run's
+reprogrammed TRAIN series (series tiled as in the run + its trained program), and the AM's
+cross-entropy on that speech sample (the "source loss"). Per AM (V2Sa, V2Su, ...): the mean source loss
+and the mean and median SWD over the runs' datasets. Written to <results-dir>/<name>.csv (one row per
+run) and <name>.md (summary and rows); the last line printed is `table=<md path>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from utils import PROJECT_DIR, V2SError
+
+FIELDS = ["am", "dataset", "run", "mod", "seg", "n_train", "n_speech", "source_loss", "source_accuracy", "swd",
+          "test_accuracy"]
+
+
+def source_loss(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy (nats) and accuracy of (n, 36) softmax outputs against source classes (n,)."""
+    probs = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    picked = probs[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(picked))), float(np.mean(np.argmax(probs, axis=1) == labels))
+
+
+def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
+    """Source loss and SWD of one saved run (see the module docstring)."""
+    import cam_v2s
+    import speech_models
+
+    model, record, data = cam_v2s.load_checked_run(weight, data_dir=args.data_dir, weight_dir=args.weight_dir,
+                                                   results_dir=args.results_dir)
+    am = cam_v2s.find_am(model)
+    waves, labels = speech
+    source_logits = cam_v2s.am_logits(am, waves)
+    exp = np.exp(source_logits - source_logits.max(axis=1, keepdims=True))
+    loss, accuracy = source_loss(exp / exp.sum(axis=1, keepdims=True), labels)
+    x = data.x_train
+    if args.max_series and len(x) > args.max_series:
+        x = x[np.sort(np.random.default_rng(args.seed).permutation(len(x))[:args.max_series])]
+    target = cam_v2s.am_logits(am, cam_v2s.reprogram(model, cam_v2s.tile_for_run(record, x)))
+    swd = utils.sliced_wasserstein_distance(source_logits, target, args.projections, args.seed)
+    return {"am": speech_models.resolve_net(record["config"]["net"]), "dataset": data.name, "run": record["run"],
+            "mod": record["config"]["mod"], "seg": record["config"]["seg"], "n_train": len(x), "n_speech": len(labels),
+            "source_loss": round(loss, 4), "source_accuracy": round(accuracy, 4), "swd": round(swd, 4),
+            "test_accuracy": _round(record.get("metrics", {}).get("test", {}).get("accuracy"))}
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per AM: runs, datasets, mean source loss, mean and median SWD."""
+    out = []
+    for am in sorted({row["am"] for row in rows}):
+        mine = [row for row in rows if row["am"] == am]
+        swd = np.array([row["swd"] for row in mine])
+        out.append({"am": am, "runs": len(mine), "datasets": len({row["dataset"] for row in mine}),
+                    "source_loss": round(float(np.mean([row["source_loss"] for row in mine])), 4),
+                    "swd_mean": round(float(swd.mean()), 4), "swd_median": round(float(np.median(swd)), 4)})
+    return out
+
+
+def markdown(summary: list[dict], rows: list[dict], note: str) -> str:
+    """The summary table, then one row per run, as GitHub markdown."""
+    lines = ["| AM | runs | datasets | source loss | SWD mean | SWD median |", "|---|---|---|---|---|---|"]
+    lines += [f"| {s['am']} | {s['runs']} | {s['datasets']} | {s['source_loss']:.4f} | {s['swd_mean']:.4f} | "
+              f"{s['swd_median']:.4f} |" for s in summary]
+    lines += ["", note, "", "| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
+    lines += ["| " + " | ".join("" if row[f] is None else str(row[f]) for f in FIELDS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def find_runs(patterns: list[str] | None, results_dir: Path, weight_dir: Path) -> list[str]:
+    """Run names from paths, names or glob patterns; default every record in results_dir with its weights."""
+    if not patterns:
+        names = sorted(p.stem for p in results_dir.glob("*.json") if (weight_dir / f"{p.stem}.weights.h5").is_file())
+        if not names:
+            raise V2SError(f"no saved runs (results/<run>.json with weight/<run>.weights.h5) in {results_dir}; "
+                           "train some with v2s_main.py or pass --runs")
+        return names
+    names = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not matches:
+            raise V2SError(f"--runs {pattern}: matches nothing")
+        for match in matches:
+            name = Path(match).name.removesuffix(".weights.h5").removesuffix(".json")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--runs", nargs="*", default=None,
+                        help="saved runs: weights/record paths, run names or glob patterns (quote them); default every "
+                             "results/<run>.json whose weight/<run>.weights.h5 exists")
+    parser.add_argument("--speech-dir", default=None,
+                        help="source speech, a Speech-Commands-layout folder (<word>/*.wav); default $V2S_SPEECH_DIR or "
+                             "../shared/speech/gsc (required if neither exists)")
+    parser.add_argument("--n-speech", type=int, default=400, help="speech clips drawn (seeded); 0 = all")
+    parser.add_argument("--max-series", type=int, default=1000,
+                        help="use at most this many TRAIN series per dataset (seeded sample); 0 = all")
+    parser.add_argument("--projections", type=int, default=1000, help="random projections of the sliced distance (paper: 1,000)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the speech sample, the series sample and the projections")
+    parser.add_argument("--data-dir", default=None, help="where to read the datasets (default: as recorded in each run)")
+    parser.add_argument("--weight-dir", default=None, help="where the runs' weights are (default weight/)")
+    parser.add_argument("--results-dir", default=None, help="where the runs' records are and the table goes (default results/)")
+    parser.add_argument("--name", default="swd_table", help="file name stem of the CSV and markdown outputs")
+    args = parser.parse_args(argv)
+    if args.projections < 1:
+        parser.error("--projections must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    utils.setup_tensorflow(seed=args.seed)
+    import cam_v2s
+
+    results_dir = Path(args.results_dir or PROJECT_DIR / "results")
+    weight_dir = Path(args.weight_dir or PROJECT_DIR / "weight")
+    runs = find_runs(args.runs, results_dir, weight_dir)
+    folder = args.speech_dir or cam_v2s.default_speech_dir()
+    speech = cam_v2s.speech_sample(folder, args.n_speech, args.seed)
+    rows = []
+    for run in runs:
+        rows.append(run_row(run, speech, args))
+        print(f"{rows[-1]['am']:<6} {rows[-1]['dataset']:<20} swd {rows[-1]['swd']:.4f}  "
+              f"source loss {rows[-1]['source_loss']:.4f}  ({run})")
+    summary = summarise(rows)
+    for s in summary:
+        print(f"{s['am']}: {s['runs']} runs, source loss {s['source_loss']:.4f}, "
+              f"SWD mean {s['swd_mean']:.4f} median {s['swd_median']:.4f}")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path, md_path = results_dir / f"{args.name}.csv", results_dir / f"{args.name}.md"
+    utils.atomic_write_bytes(csv_path, buffer.getvalue().encode())
+    note = (f"Source: {len(speech[1])} clips of {folder} (seed {args.seed}); source loss = the AM's mean cross-entropy "
+            f"on them (nats). SWD: sliced Wasserstein-2 between the AM's logits on those clips and on each run's "
+            f"reprogrammed TRAIN series, {args.projections} projections, seed {args.seed}.")
+    utils.atomic_write_bytes(md_path, markdown(summary, rows, note).encode())
+    print(f"csv={csv_path}")
+    print(f"table={md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    utils.run_cli(main)
