@@ -31,7 +31,7 @@ class V2SConfig:
     net: str = "0"
     dr: float = 4  # program dropout = dr * 0.1
     seg: int = 1
-    offset: int = 0  # zero samples before the first copy
+    offset: int = 448  # zero samples before the first copy: the original's placement under its centred STFT
     per: int = 0
     data_dir: str | None = None
     seed: int = 0
@@ -51,6 +51,7 @@ class V2SConfig:
     deterministic: bool = False
     verbose: int = 2
     plot: bool = True
+    save_weights: bool = True
     extra: dict = field(default_factory=dict)
 
     @property
@@ -59,7 +60,7 @@ class V2SConfig:
 
     def default_run_name(self, dataset_name: str, mapping: int) -> str:
         mask = "_mask" if self.mask else ""
-        offset = f"_off{self.offset}" if self.offset else ""
+        offset = f"_off{self.offset}" if self.offset != 448 else ""
         return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}{offset}"
                 f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
 
@@ -128,7 +129,8 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
 
     weights_path = weight_dir / f"{run_name}.weights.h5"
-    utils.atomic_save(weights_path, model.save_weights)
+    if config.save_weights:
+        utils.atomic_save(weights_path, model.save_weights)
     record = {
         "run": run_name,
         "config": {**dataclasses.asdict(config), "dropout": config.dropout, "mapping": mapping},
@@ -148,7 +150,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         "selection": selector.describe(config.eps),
         **({"swd": swd_callback.describe()} if swd_callback else {}),
         "metrics": metrics,
-        "weights": str(weights_path),
+        "weights": str(weights_path) if config.save_weights else None,
         "wall_time_s": {"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
         "samples_per_s": round(len(y_fit) * len(history.epoch) / max(fit_seconds, 1e-9), 1),
         "versions": utils.versions(),

@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
     parser.add_argument("--seg", type=int, default=1,
                         help="copies of the series tiled into the 16000-sample window, from the start at equal intervals")
-    parser.add_argument("--offset", type=int, default=0,
-                        help="zero samples before the first copy (0 = the original's placement at the start)")
+    parser.add_argument("--offset", type=int, default=448,
+                        help="zero samples before the first copy. 448 puts the series where the original's AM saw it: "
+                             "its kapre-0.1 STFT padded 448 samples on the left ('same'), today's weights expect none, "
+                             "so at 0 the series falls on the edge of the first Hann window and is nearly invisible")
     parser.add_argument("--per", type=int, default=0,
                         help="if > 0, also save weights every N epochs to weight/beta/<run>-<epoch>-<val_acc>.weights.h5")
     parser.add_argument("--data-dir", default=None,

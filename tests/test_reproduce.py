@@ -1,0 +1,132 @@
+"""reproduce.py: planning, resuming, failure isolation, protocols and the table maths."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import AM_FILE, ROOT, UCR_DIR, needs
+
+import reproduce
+import utils
+
+
+def fake_record(spec, val_ce, test_acc):
+    return {"run": spec.name, "config": {"net": spec.net, "seed": spec.seed, "dr": spec.dr, "seg": spec.seg},
+            "dataset": {"name": spec.dataset}, "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
+            "wall_time_s": {"total": 1.0}}
+
+
+def fake_runner(calls, fail=()):
+    """A stand-in for run_one: writes a record whose scores depend on the setting; fails for `fail` names."""
+
+    def run(spec, out):
+        calls.append(spec.name)
+        if spec.name in fail:
+            utils.atomic_write_json(f"{out}/runs/{spec.name}.error.json", {"run": spec.name, "error": "boom"})
+            return {"run": spec.name, "ok": False, "error": "boom", "seconds": 0.0}
+        record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5 + 0.01 * spec.seg)
+        utils.atomic_write_json(f"{out}/runs/{spec.name}.json", record)
+        return {"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"], "seconds": 0.0}
+
+    return run
+
+
+ROWS = [{"ucr_name": "Toy", "length": 1000, "n_classes": 2}]
+
+
+def test_plan_covers_the_grid_and_leaves_out_segments_that_do_not_fit():
+    long_series = [{"ucr_name": "Toy", "length": 2000, "n_classes": 2}]
+    specs = reproduce.plan_runs(long_series, ["0"], "paper", seeds=2, eps=5, data_dir=None)
+    # (16000 - 448) // 2000 = 7 copies fit: segments 8..10 are left out
+    assert len(specs) == 5 * 7 * 2
+    assert {s.seg for s in specs} == set(range(1, 8)) and {s.dr for s in specs} == {0, 1, 2, 3, 4}
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_runs(tmp_path):
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=2, eps=1, data_dir=None)
+    calls = []
+    reproduce.execute(specs[:3], str(tmp_path), run_fn=fake_runner(calls))  # "interrupted" after 3 runs
+    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    assert len(calls) == len(specs) == 8 and len(set(calls)) == 8
+    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    assert len(calls) == 8
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    calls = []
+    results = reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls, fail={specs[1].name}))
+    assert [r["ok"] for r in results] == [True, False, True, True]
+    assert (tmp_path / "runs" / f"{specs[1].name}.error.json").exists()
+    assert len(reproduce.load_records(str(tmp_path))) == 3
+
+
+def test_run_one_turns_a_crash_into_an_error_record(tmp_path):
+    spec = reproduce.RunSpec("NoSuchData", "0", 0, 1, 0, 1, str(tmp_path))
+    result = reproduce.run_one(spec, str(tmp_path))
+    assert not result["ok"] and "NoSuchData" in result["error"]
+    saved = json.loads((tmp_path / "runs" / f"{spec.name}.error.json").read_text())
+    assert saved["spec"]["dataset"] == "NoSuchData"
+
+
+def test_protocols_pick_on_validation_or_on_test():
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    by_setting = {(s.dr, s.seg): s for s in specs}
+    records = [
+        fake_record(by_setting[(0, 1)], val_ce=0.2, test_acc=0.60),   # best on validation
+        fake_record(by_setting[(0, 10)], val_ce=0.5, test_acc=0.90),  # best on test
+        fake_record(by_setting[(4, 1)], val_ce=0.4, test_acc=0.70),
+    ]
+    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    assert scores["honest"] == [0.60] and scores["paper"] == [0.90] and scores["runs"] == 3
+
+
+def test_summary_maths_on_a_hand_made_case():
+    stats = reproduce.summary_stats([100.0, 80.0, 90.0], n_classes=[2, 4, 5], sota=[100.0, 85.0, 90.0])
+    assert stats["mean"] == pytest.approx(90.0)
+    assert stats["median"] == pytest.approx(90.0)
+    assert stats["mpce"] == pytest.approx(np.mean([0.0 / 2, 0.2 / 4, 0.1 / 5]) * 100)  # 2.3333
+    assert stats["wins"] == 2  # ties count as wins, as in the paper
+
+
+def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
+    rows = [{"ucr_name": "Toy", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
+    scores = {("Toy", "0"): {"honest": [0.8, 0.9], "paper": [0.9, 1.0], "runs": 8, "seconds": 4.0}}
+    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    assert lines[0]["ours V2Sa (honest)"] == pytest.approx(85.0)
+    assert lines[0]["ours V2Sa (honest) std"] == pytest.approx(5.0)
+    assert summary["ours V2Sa (paper)"]["wins"] == 1 and summary["ours V2Sa (honest)"]["wins"] == 0
+    table = reproduce.write_outputs(lines, summary, [("Gone", "not found")], tmp_path, "honest", "python reproduce.py")
+    text = table.read_text()
+    assert "85.00 ± 5.00" in text and "Skipped datasets" in text and "- Gone: not found" in text
+    assert (tmp_path / "table2.csv").read_text().startswith("dataset,")
+    assert (tmp_path / "table2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@needs(UCR_DIR)
+def test_absent_datasets_are_listed_as_skipped_with_the_reason():
+    rows, skipped = reproduce.select_datasets("all", str(UCR_DIR))
+    names = {r["ucr_name"] for r in rows}
+    assert len(rows) + len(skipped) == 30
+    assert "ECG200" in names and "FordA" in {name for name, _ in skipped}
+    assert all("not found" in reason for _, reason in skipped)
+
+
+def test_unknown_table2_dataset_is_a_clear_error():
+    with pytest.raises(utils.V2SError, match="not in the paper's Table 2: nosuch"):
+        reproduce.select_datasets("ECG200,NoSuch", None)
+
+
+@pytest.mark.slow
+@needs(AM_FILE)
+def test_end_to_end_sweep_on_coffee(tmp_path):
+    command = [sys.executable, str(ROOT / "reproduce.py"), "--datasets", "Coffee", "--eps", "1", "--seeds", "1",
+               "--out", str(tmp_path), "--data-dir", str(tmp_path / "empty")]
+    env = {**os.environ, "V2S_AM_DIR": str(AM_FILE.parent), "V2S_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"table={tmp_path / 'table2.md'}"
+    assert len(reproduce.load_records(str(tmp_path))) == 4
