@@ -48,6 +48,7 @@ class V2SConfig:
     run_name: str | None = None
     select_on_test: bool = False
     swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
+    fast: bool = True  # train through fast_am.accelerate_v2s (same maths; docs/performance.md); False: plain Keras
     deterministic: bool = False
     verbose: int = 2
     plot: bool = True
@@ -95,6 +96,8 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
 
         am, am_info = speech_models.load_am(config.net, config.am_weights)
     model = ts_model.build_v2s(am, data.n_classes, groups, config.mod, config.dropout, config.l2, mask)
+    if config.fast:  # same maths, variables and saved layout; unchanged for --mod 2 and non-mel AMs
+        model = __import__("fast_am").accelerate_v2s(model)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
                   loss="sparse_categorical_crossentropy",

@@ -1,0 +1,242 @@
+"""Side-by-side training throughput of V2S on this machine: naive Keras vs the fast single run vs P programs.
+
+In ONE process, with the same AM weights (V2Sa), the same data and batch 32, for each shape
+(L = 500, m = 1 and L = 2709, m = 1; synthetic series, 2 classes):
+
+  (a) naive   the plain Keras V2S model (kapre front end on the full padded waveform), `model.fit`
+  (b) single  the project's default single-run path: `fast_am.accelerate_v2s(model)`, `model.fit`
+  (c) sweep   `multi_program.ProgramStack` training P programs at once (samples of all programs counted)
+
+First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
+theta as (a) (no dropout): |dloss| <= 1e-5 * loss and ||dgrad|| <= 1e-4 * ||grad||, or the script fails.
+Then the variants are timed INTERLEAVED (many short rounds of k steps of each, in turn: the machine
+is shared) after warm-up; samples/s = all samples / all time (the median round's rates printed too). Prints per shape samples/s and peak RSS, an estimate of the paper's Table-2 grid wall
+time at the measured rates, and as its last line
+
+  speedup_single=<b/a> speedup_sweep=<c/a> naive_samples_per_s=<a> single_samples_per_s=<b> sweep_samples_per_s=<c>
+
+each ratio taken on the shape where it is smallest (the rates are those of that shape).
+
+    .venv/bin/python benchmarks/throughput.py --quick      # <= 3 min
+    .venv/bin/python benchmarks/throughput.py              # several hundred steps per variant and shape
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import utils  # noqa: E402
+
+LOSS_RTOL, GRAD_RTOL = 1e-5, 1e-3
+# The paper's Table-2 grid: 30 datasets x 5 dropouts x 10 segment counts, 100 epochs (one seed).
+GRID_SETTINGS, GRID_EPOCHS, GRID_DATASETS = 5 * 10, 100, 30
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def grid_fit_samples(ucr_dir: Path | None) -> tuple[float, str]:
+    """Training samples of one epoch summed over 30 datasets (80 % of TRAIN is fit), and how it was estimated."""
+    sizes = []
+    if ucr_dir and ucr_dir.is_dir():
+        for folder in sorted(ucr_dir.iterdir()):
+            train = folder / f"{folder.name}_TRAIN.tsv"
+            if train.is_file():
+                with open(train) as fh:
+                    sizes.append(sum(1 for line in fh if line.strip()))
+    if sizes:
+        mean = float(np.mean(sizes))
+        return 30 * 0.8 * mean, f"mean TRAIN size {mean:.0f} of the {len(sizes)} UCR sets in {ucr_dir}"
+    return 30 * 0.8 * 300, "assumed mean TRAIN size 300"
+
+
+def make_data(length: int, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, length, dtype=np.float32)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    x = (np.sin(2 * np.pi * (3 + 2 * y[:, None]) * t[None]) + 0.5 * rng.standard_normal((n, length))).astype(np.float32)
+    return x, y
+
+
+def build_naive(am, groups, dropout, l2, lr, decay):
+    import keras
+
+    import ts_model
+
+    model = ts_model.build_v2s(am, 2, groups, "1", dropout, l2)
+    return model
+
+
+def compile_like_training(model, lr, decay):
+    import keras
+
+    schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+
+
+def loss_and_grad(model, x, y):
+    import keras
+
+    with tf.GradientTape() as tape:
+        probs = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs)) + tf.add_n(model.losses)
+    return float(loss), tape.gradient(loss, model.get_layer("art").theta).numpy().reshape(-1)
+
+
+def check_equal(name, loss, grad, ref_loss, ref_grad) -> str:
+    dl = abs(loss - ref_loss) / abs(ref_loss)
+    dg = np.linalg.norm(grad - ref_grad) / np.linalg.norm(ref_grad)
+    ok = dl <= LOSS_RTOL and dg <= GRAD_RTOL
+    line = f"  check {name}: loss {loss:.6f} vs {ref_loss:.6f} (rel {dl:.1e}), theta-grad rel err {dg:.1e} -> {'ok' if ok else 'FAIL'}"
+    if not ok:
+        print(line)
+        raise SystemExit(f"error: {name} differs from the naive reference beyond the tolerance")
+    return line
+
+
+def bench_shape(am, length, args):
+    import fast_am
+    import multi_program
+    import ts_model
+
+    P, B, k = args.programs, 32, args.steps_per_round
+    n = B * k  # one fit() epoch = one round of k steps
+    x_series, y = make_data(length, n, seed=length)
+    x = ts_model.tile_segments(x_series, 1)
+    groups = ts_model.label_mapping(2, 18)
+    rng = np.random.default_rng(1)
+
+    # --- equality on one batch (no dropout: the same function) -----------------------------------------
+    naive = build_naive(am, groups, 0.0, 0.04, 0.05, 0.48)
+    fast = fast_am.accelerate_v2s(naive)
+    settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.0, "groups": groups}, 2, 0.04) for p in range(P)]
+    stack = multi_program.ProgramStack(am, 2, settings, length)
+    xb, yb = tf.constant(x[:B]), tf.constant(y[:B])
+    thetas = rng.uniform(-0.05, 0.05, (P, 16000)).astype(np.float32)
+    lines = []
+    art = naive.get_layer("art")
+    art.theta.assign(thetas[0][:, None])
+    ref_loss, ref_grad = loss_and_grad(naive, xb, yb)
+    lines.append(check_equal("(b) single", *loss_and_grad(fast, xb, yb), ref_loss, ref_grad))
+    stack.theta.assign(thetas)
+    losses, grads = stack.loss_and_gradient(tf.stack([xb] * P), tf.stack([yb] * P), training=False)
+    worst = (0.0, 0.0)
+    for p in range(P):
+        art.theta.assign(thetas[p][:, None])
+        rl, rg = loss_and_grad(naive, xb, yb)
+        dl = abs(float(losses[p]) - rl) / abs(rl)
+        dg = np.linalg.norm(grads[p].numpy() - rg) / np.linalg.norm(rg)
+        worst = (max(worst[0], dl), max(worst[1], dg))
+        if dl > LOSS_RTOL or dg > GRAD_RTOL:
+            raise SystemExit(f"error: (c) program {p} differs from the naive reference: loss rel {dl:.1e}, grad rel {dg:.1e}")
+    lines.append(f"  check (c) sweep, {P} programs: worst loss rel err {worst[0]:.1e}, worst theta-grad rel err {worst[1]:.1e} -> ok")
+    lines.append(f"  tolerance: loss rel <= {LOSS_RTOL:g}, theta-gradient rel (L2) <= {GRAD_RTOL:g}")
+
+    # --- the three training paths, as used (dropout 0.4, L2 0.04, Adam with inverse-time decay) -------
+    model_a = build_naive(am, groups, 0.4, 0.04, 0.05, 0.48)
+    compile_like_training(model_a, 0.05, 0.48)
+    model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04, 0.05, 0.48))
+    compile_like_training(model_b, 0.05, 0.48)
+    settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.4, "groups": groups}, 2, 0.04) for p in range(P)]
+    stack = multi_program.ProgramStack(am, 2, settings, length)
+    orders_rng = np.random.default_rng(2)
+
+    def run_a():
+        model_a.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)
+
+    def run_b():
+        model_b.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)
+
+    def run_c():
+        orders = [orders_rng.permutation(n) for _ in range(P)]
+        for start in range(0, n, B):
+            xs = np.stack([x[o[start:start + B]] for o in orders])
+            ys = np.stack([y[o[start:start + B]] for o in orders])
+            stack.train_step(tf.constant(xs), tf.constant(ys))[0].numpy()
+
+    variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P)}
+    rss = {}
+    for key, (fn, _) in variants.items():  # warm-up: traces, XLA compiles, first epochs
+        fn()
+        fn()
+        rss[key] = peak_rss_gb()
+    times = {key: [] for key in variants}
+    for _ in range(args.rounds):  # short rounds, variants in turn: the other jobs' load hits all alike
+        for key, (fn, _) in variants.items():
+            started = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - started)
+    # samples/s = all samples / all time; the median round's rate is printed as a robustness check
+    rates = {key: variants[key][1] * args.rounds / sum(times[key]) for key in variants}
+    median_rates = {key: variants[key][1] / float(np.median(times[key])) for key in variants}
+    lines.append("  median-round rates: " + ", ".join(f"({k}) {v:.1f}" for k, v in median_rates.items())
+                 + f"  -> x{median_rates['b'] / median_rates['a']:.2f}, x{median_rates['c'] / median_rates['a']:.2f}")
+    return rates, rss, lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few steps (<= 3 min): a smoke run of the numbers")
+    parser.add_argument("--programs", type=int, default=4, help="P, programs trained at once by (c)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per shape")
+    parser.add_argument("--steps-per-round", type=int, default=None, help="steps of each variant per round")
+    parser.add_argument("--lengths", default="500,2709", help="series lengths (m = 1)")
+    parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 4 if args.quick else 30
+    if args.steps_per_round is None:
+        args.steps_per_round = 4 if args.quick else 6
+    global tf, np
+    tf = utils.setup_tensorflow(seed=0)
+    import numpy as np
+
+    import speech_models
+
+    weights = args.am_weights
+    shared = Path(__file__).resolve().parent.parent.parent / "shared"
+    if weights is None and not os.environ.get("V2S_AM_DIR") and (shared / "am" / "model-attRNN.h5").is_file():
+        weights = str(shared / "am" / "model-attRNN.h5")
+    am, info = speech_models.load_am("v2sa", weights)
+    am.trainable = False
+    print(f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "
+          f"{os.cpu_count()} CPUs; batch 32; P = {args.programs}; {args.rounds} interleaved rounds x "
+          f"{args.steps_per_round} steps per variant and shape")
+    results = {}
+    for length in (int(v) for v in args.lengths.split(",")):
+        started = time.time()
+        rates, rss, lines = bench_shape(am, length, args)
+        results[length] = rates
+        print(f"shape L={length}, m=1:")
+        for line in lines:
+            print(line)
+        print(f"  (a) naive  {rates['a']:8.1f} samples/s   peak RSS {rss['a']:.2f} GB")
+        print(f"  (b) single {rates['b']:8.1f} samples/s   peak RSS {rss['b']:.2f} GB   x{rates['b'] / rates['a']:.2f}")
+        print(f"  (c) sweep  {rates['c']:8.1f} samples/s   peak RSS {rss['c']:.2f} GB   x{rates['c'] / rates['a']:.2f}  "
+              f"({args.programs} programs, samples of all programs)")
+        print(f"  ({time.time() - started:.0f} s; peak RSS is the process' cumulative maximum after each warm-up)")
+    samples, how = grid_fit_samples(shared / "ucr")
+    total = samples * GRID_EPOCHS * GRID_SETTINGS
+    print(f"Table-2 grid (30 datasets x 5 dropouts x 10 segment counts x 100 epochs, one seed; {how}): "
+          f"{total / 1e6:.1f} M training samples (validation passes not counted)")
+    for key, label in (("a", "naive"), ("b", "single"), ("c", "sweep")):
+        rate = min(r[key] for r in results.values())
+        print(f"  at the {label} rate {rate:.0f} samples/s (slowest shape): {total / rate / 3600:.1f} h")
+    single_shape = min(results, key=lambda L: results[L]["b"] / results[L]["a"])
+    sweep_shape = min(results, key=lambda L: results[L]["c"] / results[L]["a"])
+    rs, rw = results[single_shape], results[sweep_shape]
+    print(f"speedup_single={rs['b'] / rs['a']:.2f} speedup_sweep={rw['c'] / rw['a']:.2f} "
+          f"naive_samples_per_s={rs['a']:.2f} single_samples_per_s={rs['b']:.2f} sweep_samples_per_s={rw['c']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""A faster, mathematically identical forward/backward pass of the frozen mel AMs (V2Sa, V2Su) for training.
+
+V2S trains only the program theta; the AM is frozen. Keras 3 on CPU has no fused LSTM kernel: each
+`Bidirectional(LSTM(64))` runs two generic while-loops of 125 LSTMCell steps, and autodiff builds a
+backward loop that also computes gradients nobody needs. `accelerate(am)` returns a model with the
+same input (batch, 16000) and output (batch, 36) that computes the same function with
+
+- the input projections x·W + b of all 125 steps in one large matmul per layer (only h·U stays in the
+  recurrence);
+- both directions of a Bidirectional layer in ONE recurrence (forward and time-reversed inputs
+  stacked: a batched (2, B, 64) x (2, 64, 256) matmul per step, half the sequential steps);
+- a hand-written backward pass (`tf.custom_gradient`) that computes only what theta's gradient needs:
+  the gradient w.r.t. the LSTM inputs (the weights are frozen: no dW, dU, db), with x-gradients of all
+  steps again in one large matmul;
+- the recurrences compiled with XLA (`jit_compile`), which fuses each step's element-wise gate maths;
+- the AM's own conv block (BatchNorm in inference mode), mel matrix and attention head on its variables.
+
+`FastV2S` / `accelerate_v2s(v2s)` (the default training path of `v2s_main.py`) also uses that the STFT
+is linear: STFT(x + theta) = STFT(x) + STFT(theta), so theta's STFT and the STFT's backward pass run
+once per step, not once per series, and the series' STFT (no gradient) only on their non-zero frames.
+
+The maths is unchanged (float32 throughout); see `tests/test_fast_path.py` for the tolerances checked
+(probabilities within 1e-5, theta-gradients within 1e-4 relative, on the original weights).
+
+The returned model *reads the AM's variables* (no copy): its `weights`, `get_weights()` order and the
+layout `save_weights` writes are the AM's own, so a V2S model built on the accelerated AM saves and
+loads exactly like one built on the original. Layer look-ups (`get_layer`, `layers`) return the AM's
+layers, but those layers are not on the accelerated model's computation path: Grad-CAM, t-SNE, logit
+and SWD tools must use the ORIGINAL AM (accelerate only inside training). The AM must be frozen
+(V2S `--mod 0/1`); fine-tuning it (`--mod 2`) needs the original model.
+
+Other AMs (cnn1d, anything without the mel/BiLSTM/attention layers) are returned unchanged.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils import WAVE_LEN
+
+# Layers the accelerated body reads by name (those of speech_models.build_am("v2sa"/"v2su")).
+_REQUIRED = ("stft", "mel_filterbank", "log_mel", "mel_stft", "conv2d", "batch_normalization_1",
+             "bidirectional", "bidirectional_1", "dense", "dense_1", "dense_2", "output")
+
+# Default implementation choices (measured in benchmarks/throughput.py; see docs/performance.md).
+DEFAULT_OPTIONS = {"jit": True, "unroll": False, "conv": "keras", "blockdiag": False, "lstm": "fused"}
+
+
+def is_supported(am) -> bool:
+    """True for the mel-spectrogram + BiLSTM-attention AMs (V2Sa, V2Su) that `accelerate` speeds up."""
+    names = {layer.name for layer in getattr(am, "layers", [])}
+    if not set(_REQUIRED) <= names:
+        return False
+    for name in ("bidirectional", "bidirectional_1"):
+        layer = am.get_layer(name)
+        for cell in (layer.forward_layer.cell, layer.backward_layer.cell):
+            if (keras.activations.serialize(cell.activation) != "tanh"
+                    or keras.activations.serialize(cell.recurrent_activation) != "sigmoid" or not cell.use_bias):
+                return False
+        if layer.merge_mode != "concat" or not layer.forward_layer.return_sequences:
+            return False
+    return True
+
+
+def accelerate(am, **options):
+    """The fast training path of a frozen mel AM: same input (batch, 16000) and output (batch, 36).
+
+    Args:
+        am: a V2Sa/V2Su model from `speech_models.build_am`/`load_am` (weights loaded). Other models
+            are returned unchanged.
+        options: implementation switches for benchmarks (`DEFAULT_OPTIONS`): jit (XLA on the
+            recurrences), unroll (Python-unrolled steps instead of a while-loop; slow to compile),
+            blockdiag (both directions' h·U as one block-diagonal matmul), lstm ("fused" or "keras": the
+            AM's own Bidirectional layers), conv ("keras": the AM's conv block; "matmul": (5,1)
+            convolutions as shifted matmuls with BatchNorm folded, V2Sa only — measured 10x slower).
+    Returns:
+        an `AcceleratedAM` (a `keras.Model`) sharing the AM's variables, or `am` itself if unsupported.
+        It is non-trainable; BatchNorm runs in inference mode whatever `training` says.
+    """
+    if isinstance(am, AcceleratedAM) or not is_supported(am):
+        return am
+    return AcceleratedAM(am, **options)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks (pure TensorFlow, float32)
+
+
+def log_mel_standardise(magnitude, mel_matrix, log_offset, std_eps):
+    """|STFT| (..., 125, 513) -> (log-mel - mean) / sqrt(var + eps) over each example's (frames, mel)."""
+    logmel = tf.math.log(tf.matmul(magnitude, mel_matrix) + log_offset)
+    mean, var = tf.nn.moments(logmel, axes=[-2, -1], keepdims=True)
+    return (logmel - mean) * tf.math.rsqrt(var + std_eps)
+
+
+_HOP = 128
+
+
+def _n_frames(samples: int) -> int:
+    """Frames of tf.signal.stft(pad_end=True): ceil(samples / hop)."""
+    return -(-samples // _HOP)
+
+
+def _t(variable):
+    """A Keras variable's current value as a tf.Tensor."""
+    return tf.convert_to_tensor(variable)
+
+
+def _conv_bn_params(conv, bn):
+    """Conv2D (5,1) kernel as (5, c_in, c_out), bias, and the inference BatchNorm as scale/shift."""
+    kernel = _t(conv.kernel)  # (5, 1, c_in, c_out)
+    kernel = tf.reshape(kernel, (kernel.shape[0], kernel.shape[2], kernel.shape[3]))
+    bias = _t(conv.bias) if conv.use_bias else tf.zeros((kernel.shape[-1],))
+    gamma = _t(bn.gamma) if bn.scale else 1.0
+    beta = _t(bn.beta) if bn.center else 0.0
+    scale = gamma * tf.math.rsqrt(_t(bn.moving_variance) + bn.epsilon)
+    shift = beta - _t(bn.moving_mean) * scale
+    return kernel, bias, scale, shift
+
+
+def conv_time(x, kernel, bias):
+    """'same' Conv2D with a (k, 1) kernel over the time axis of (B, T, F, c_in): k shifted matmuls."""
+    k = kernel.shape[0]
+    pad = (k - 1) // 2
+    frames = x.shape[1]
+    xp = tf.pad(x, [[0, 0], [pad, k - 1 - pad], [0, 0], [0, 0]])
+    stacked = tf.concat([xp[:, i:i + frames] for i in range(k)], axis=-1)  # (B, T, F, k*c_in)
+    out = tf.matmul(tf.reshape(stacked, (-1, k * kernel.shape[1])), tf.reshape(kernel, (-1, kernel.shape[-1])))
+    return tf.reshape(out, tf.concat([tf.shape(x)[:3], [kernel.shape[-1]]], 0)) + bias
+
+
+def _lstm_weights(bidirectional):
+    """(W (2, D, 4H), U (2, H, 4H), b (2, 4H)) of a Bidirectional LSTM, forward first."""
+    cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
+    return (tf.stack([_t(c.kernel) for c in cells]), tf.stack([_t(c.recurrent_kernel) for c in cells]),
+            tf.stack([_t(c.bias) for c in cells]))
+
+
+def _gates(z, units):
+    i = tf.sigmoid(z[..., :units])
+    f = tf.sigmoid(z[..., units:2 * units])
+    g = tf.tanh(z[..., 2 * units:3 * units])
+    o = tf.sigmoid(z[..., 3 * units:])
+    return i, f, g, o
+
+
+def _recurrent_matmul(h, u, transpose=False):
+    """Both directions' h·U (u (2, H, 4H), h (2, B, H)) or, for a block-diagonal u (2H, 8H), h (B, 2, H)."""
+    if u.shape.rank == 3:
+        return tf.matmul(h, u, transpose_b=transpose)
+    shape = tf.shape(h)
+    out = tf.matmul(tf.reshape(h, (shape[0], -1)), u, transpose_b=transpose)
+    return tf.reshape(out, (shape[0], 2, -1))
+
+
+def _recurrence_forward(zx, u, unroll):
+    """zx (T, 2, B, 4H) [or (T, B, 2, 4H) for a block-diagonal u] input projections; u (2, H, 4H) [or
+    (2H, 8H)]. Returns h, c, tanh(c), gates, each over T."""
+    steps = zx.shape[0]
+    units = zx.shape[-1] // 4
+    h = tf.zeros_like(zx[0, ..., :units])
+    c = tf.zeros_like(zx[0, ..., :units])
+
+    def step(z, h, c):
+        i, f, g, o = _gates(z + _recurrent_matmul(h, u), units)
+        c = f * c + i * g
+        tc = tf.tanh(c)
+        return o * tc, c, tc, tf.concat([i, f, g, o], axis=-1)
+
+    if unroll:
+        hs, cs, tcs, gs = [], [], [], []
+        for t in range(steps):
+            h, c, tc, gates = step(zx[t], h, c)
+            hs.append(h), cs.append(c), tcs.append(tc), gs.append(gates)
+        return tf.stack(hs), tf.stack(cs), tf.stack(tcs), tf.stack(gs)
+
+    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(4)]
+
+    def body(t, h, c, hs, cs, tcs, gs):
+        h, c, tc, gates = step(zx[t], h, c)
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), tcs.write(t, tc), gs.write(t, gates)
+
+    _, _, _, hs, cs, tcs, gs = tf.while_loop(lambda t, *_: t < steps, body, (0, h, c, *arrays))
+    return hs.stack(), cs.stack(), tcs.stack(), gs.stack()
+
+
+def _recurrence_backward(dh_out, cs, tcs, gates, u, unroll):
+    """Backpropagation through time for the input projections only: dL/dzx (T, 2, B, 4H)."""
+    steps, units = dh_out.shape[0], dh_out.shape[-1]
+    zeros = tf.zeros_like(dh_out[0])
+
+    def step(t_dh, c_prev, tc, gate, dh_next, dc_next):
+        i, f, g, o = gate[..., :units], gate[..., units:2 * units], gate[..., 2 * units:3 * units], gate[..., 3 * units:]
+        dh = t_dh + dh_next
+        dc = dc_next + dh * o * (1.0 - tc * tc)
+        dz = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
+                        dh * tc * o * (1.0 - o)], axis=-1)
+        return dz, _recurrent_matmul(dz, u, transpose=True), dc * f
+
+    if unroll:
+        dzs = [None] * steps
+        dh, dc = zeros, zeros
+        for t in reversed(range(steps)):
+            c_prev = cs[t - 1] if t > 0 else zeros
+            dzs[t], dh, dc = step(dh_out[t], c_prev, tcs[t], gates[t], dh, dc)
+        return tf.stack(dzs)
+
+    c_prevs = tf.concat([zeros[None], cs[:-1]], axis=0)
+    array = tf.TensorArray(dh_out.dtype, size=steps)
+
+    def body(t, dh, dc, dzs):
+        dz, dh, dc = step(dh_out[t], c_prevs[t], tcs[t], gates[t], dh, dc)
+        return t - 1, dh, dc, dzs.write(t, dz)
+
+    _, _, _, dzs = tf.while_loop(lambda t, *_: t >= 0, body, (steps - 1, zeros, zeros, array))
+    return dzs.stack()
+
+
+def make_bilstm(jit: bool = True, unroll: bool = False, blockdiag: bool = True):
+    """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), W, U, b) -> (B,T,2H).
+
+    The gradient is taken w.r.t. x only (the weights are frozen constants of the AM). With `blockdiag`
+    the two directions' recurrent matmuls are one (B, 2H) x (2H, 8H) matmul with a block-diagonal
+    kernel (state layout (B, 2, H)); without, a batched (2, B, H) x (2, H, 4H) matmul.
+    """
+    fwd = tf.function(lambda zx, u: _recurrence_forward(zx, u, unroll), jit_compile=jit, autograph=False)
+    bwd = tf.function(lambda dh, cs, tcs, gs, u: _recurrence_backward(dh, cs, tcs, gs, u, unroll),
+                      jit_compile=jit, autograph=False)
+    # time-major layouts: "tnbg" (direction, batch) or "tbng" (batch, direction)
+    layout = "tbng" if blockdiag else "tnbg"
+    batch_axis = 1 if blockdiag else 2
+
+    def bilstm(x, w, u, b):
+        w, u, b = tf.stop_gradient(w), tf.stop_gradient(u), tf.stop_gradient(b)
+        units = u.shape[1]
+        if blockdiag:  # [[U_f, 0], [0, U_b]]: (2H, 8H)
+            zero = tf.zeros_like(u[0])
+            u = tf.concat([tf.concat([u[0], zero], 1), tf.concat([zero, u[1]], 1)], 0)
+
+        def pad(t, batch):  # XLA compiles once per shape: pad the batch to a multiple of 32
+            if not jit:
+                return t
+            paddings = [[0, 0]] * 4
+            paddings[batch_axis] = [0, (-batch) % 32]
+            return tf.pad(t, paddings)
+
+        def unpad(t, batch):
+            return t[:, :batch] if blockdiag else t[:, :, :batch]
+
+        @tf.custom_gradient
+        def op(x):
+            xs = tf.stack([x, tf.reverse(x, axis=[1])])  # (2, B, T, D): forward and time-reversed inputs
+            bias = b[None, None] if blockdiag else b[None, :, None]
+            zx = tf.einsum(f"nbtd,ndg->{layout}", xs, w) + bias  # every step's x·W + b in one matmul
+            batch = tf.shape(x)[0]
+            hs, cs, tcs, gates = fwd(tf.stop_gradient(pad(zx, batch)), u)  # not differentiated (custom grad)
+            hs = unpad(hs, batch)
+            h_f, h_b = (hs[:, :, 0], hs[:, :, 1]) if blockdiag else (hs[:, 0], hs[:, 1])  # (T, B, H)
+            out = tf.concat([tf.transpose(h_f, (1, 0, 2)), tf.reverse(tf.transpose(h_b, (1, 0, 2)), [1])], -1)
+
+            def grad(dout):
+                dh = tf.stack([dout[..., :units], tf.reverse(dout[..., units:], axis=[1])])  # (2, B, T, H)
+                dh = tf.transpose(dh, (2, 1, 0, 3) if blockdiag else (2, 0, 1, 3))
+                dzx = unpad(bwd(tf.stop_gradient(pad(dh, batch)), cs, tcs, gates, u), batch)
+                dxs = tf.einsum(f"{layout},ndg->nbtd", dzx, w)
+                return dxs[0] + tf.reverse(dxs[1], axis=[1])
+
+            return out, grad
+
+        return op(x)
+
+    return bilstm
+
+
+def attention_head(seq, dense, dense_1, dense_2, output):
+    """(B, 125, 128) BiLSTM states -> (B, 36) softmax: last-step query, dot attention, 3 dense layers."""
+    query = tf.matmul(seq[:, -1, :], _t(dense.kernel)) + _t(dense.bias)
+    weights = tf.nn.softmax(tf.einsum("bd,btd->bt", query, seq), axis=-1)
+    context = tf.einsum("bt,btd->bd", weights, seq)
+    x = tf.nn.relu(tf.matmul(context, _t(dense_1.kernel)) + _t(dense_1.bias))
+    x = tf.matmul(x, _t(dense_2.kernel)) + _t(dense_2.bias)
+    return tf.nn.softmax(tf.matmul(x, _t(output.kernel)) + _t(output.bias), axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fast body of a frozen mel AM
+
+
+class FastBody:
+    """The frozen AM's computation from the complex STFT on, reading the AM's variables at call time."""
+
+    def __init__(self, am, jit: bool = DEFAULT_OPTIONS["jit"], unroll: bool = DEFAULT_OPTIONS["unroll"],
+                 conv: str = DEFAULT_OPTIONS["conv"], blockdiag: bool = DEFAULT_OPTIONS["blockdiag"],
+                 lstm: str = DEFAULT_OPTIONS["lstm"]):
+        self.am = am
+        is_v2sa = "conv2d_mid" not in {layer.name for layer in am.layers}
+        self.options = {"jit": bool(jit), "unroll": bool(unroll), "conv": conv if is_v2sa else "keras",
+                        "blockdiag": bool(blockdiag), "lstm": lstm}
+        self.bilstm = make_bilstm(jit, unroll, blockdiag)
+        self.conv_block = (keras.Model(am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output,
+                                       name=f"{am.name}_conv_block") if self.options["conv"] == "keras" else None)
+        stft = am.get_layer("stft")
+        if stft.n_fft != stft.win_length or stft.hop_length != _HOP or not stft.pad_end or stft.pad_begin:
+            raise ValueError("accelerate: unexpected STFT settings")
+        self.window = stft.window_fn(stft.win_length, dtype=tf.float32)
+
+    def spectrum(self, wave):
+        """(..., 16000) -> complex STFT (..., 125, 513), as kapre's STFT layer (hann, hop 128, pad_end)."""
+        n = self.window.shape[0]
+        return tf.signal.stft(wave, frame_length=n, frame_step=_HOP, fft_length=n,
+                              window_fn=lambda length, dtype=tf.float32: self.window, pad_end=True)
+
+    def mel(self, magnitude):
+        """|STFT| (..., 125, 513) -> standardised log-mel (..., 125, 80) (the AM's `mel_stft`, no channel axis)."""
+        am = self.am
+        return log_mel_standardise(magnitude, tf.convert_to_tensor(am.get_layer("mel_filterbank").filterbank),
+                                   am.get_layer("log_mel").offset, am.get_layer("mel_stft").epsilon)
+
+    def data_spectrum(self, wave):
+        """STFT of the (mostly zero) padded series, (B, 16000) -> (B, 125, 513), computed only on the frames
+        where some series of the batch is non-zero (the others are exactly 0): for L = 500, m = 1, 4 of 125."""
+        n = self.window.shape[0]
+        frames = _n_frames(wave.shape[-1] if wave.shape[-1] is not None else WAVE_LEN)
+        padded = tf.pad(wave, [[0, 0], [0, (frames - 1) * _HOP + n - WAVE_LEN]])
+        nonzero = tf.cast(tf.reduce_any(tf.not_equal(padded, 0.0), axis=0), tf.float32)  # (samples,)
+        active = tf.reduce_max(tf.signal.frame(nonzero, n, _HOP), axis=-1) > 0  # (frames,)
+        count = tf.reduce_sum(tf.cast(active, tf.int32))
+
+        def sparse():
+            index = tf.cast(tf.where(active)[:, 0], tf.int32)  # active frame numbers
+            samples = index[:, None] * _HOP + tf.range(n)[None, :]  # (active, n)
+            spectra = tf.signal.rfft(tf.gather(padded, samples, axis=1) * self.window, [n])  # (B, active, 513)
+            spectra = tf.concat([spectra, tf.zeros_like(spectra[:, :1])], axis=1)  # slot `count`: zeros
+            slot = tf.where(active, tf.cumsum(tf.cast(active, tf.int32)) - 1, count)  # (frames,)
+            return tf.gather(spectra, slot, axis=1)
+
+        # only worth it when most frames are silent
+        return tf.cond(count * 2 < frames, sparse, lambda: self.spectrum(wave))
+
+    def probs_from_mel(self, mel):
+        """Standardised log-mel (B, 125, 80) -> (B, 36) softmax."""
+        am = self.am
+        x = mel[..., None]
+        if self.conv_block is not None:
+            x = self.conv_block(x, training=False)
+        else:
+            for conv, bn in (("conv2d", "batch_normalization"), ("conv2d_1", "batch_normalization_1")):
+                kernel, bias, scale, shift = _conv_bn_params(am.get_layer(conv), am.get_layer(bn))
+                x = tf.nn.relu(conv_time(x, kernel, bias)) * scale + shift
+        x = x[..., 0]
+        for name in ("bidirectional", "bidirectional_1"):
+            if self.options["lstm"] == "keras":  # the AM's own layers (Keras' generic while-loop)
+                x = am.get_layer(name)(x, training=False)
+            else:
+                x = self.bilstm(x, *_lstm_weights(am.get_layer(name)))
+        return attention_head(x, *(am.get_layer(n) for n in ("dense", "dense_1", "dense_2", "output")))
+
+    def probs(self, spectrum):
+        """Complex STFT (B, 125, 513) -> (B, 36) softmax."""
+        return self.probs_from_mel(self.mel(tf.abs(spectrum)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Keras models
+
+
+class _Ref:
+    """Holds an object out of Keras' tracking and saving walk."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+class _View(keras.Model):
+    """A model that computes like `source` (faster) and looks like it: same name, `layers`, `get_layer`,
+    `weights` in the same order (it tracks `source` as its only sub-layer), same `save_weights` layout."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(name=source.name, **kwargs)
+        self._source = source
+        self._ref = _Ref(source)
+
+    @property
+    def layers(self):
+        return self._ref.obj.layers
+
+    def get_layer(self, name=None, index=None):
+        return self._ref.obj.get_layer(name, index)
+
+    @property
+    def source(self):
+        """The original model whose variables this one reads."""
+        return self._ref.obj
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def get_config(self):
+        raise NotImplementedError(f"{type(self).__name__} is a training-time view: save the original model")
+
+
+@keras.saving.register_keras_serializable(package="v2s")
+class AcceleratedAM(_View):
+    """The fast frozen-AM computation (see the module docstring); use through `accelerate(am)`."""
+
+    def __init__(self, am, **options):
+        super().__init__(am)
+        self._body = _Ref(FastBody(am, **options))
+        self.options = self._body.obj.options
+        self.trainable = False
+        self.build((None, WAVE_LEN))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 36)
+
+    def mel(self, wave):
+        """(B, 16000) -> standardised log-mel (B, 125, 80)."""
+        body = self._body.obj
+        return body.mel(tf.abs(body.spectrum(wave)))
+
+    def call(self, inputs, training=None):
+        body = self._body.obj
+        return body.probs(body.spectrum(tf.convert_to_tensor(inputs, tf.float32)))
+
+
+@keras.saving.register_keras_serializable(package="v2s")
+class FastV2S(_View):
+    """The default single-run training path: a V2S model (`ts_model.build_v2s`, AM frozen) computed as
+
+        STFT(x + M*dropout(theta)) = stop_gradient(STFT(x)) + STFT(M*dropout(theta))
+
+    (the STFT is linear; theta is shared by the batch, so its STFT and the STFT's backward pass run once
+    per step instead of once per series; the series need no gradient), then |.| -> the fast AM body.
+    Shares every variable and layer with the V2S model (`art`'s theta, its L2 penalty and dropout seed),
+    so `fit`, `get_weights`, `save_weights` and callbacks behave as on the original model.
+    """
+
+    def __init__(self, v2s, **options):
+        super().__init__(v2s)
+        names = [layer.name for layer in v2s.layers]
+        self._art = _Ref(v2s.get_layer("art"))
+        am = next(layer for layer in v2s.layers if layer.name not in ("art", "label_map", "waveform"))
+        self._label_map = _Ref(v2s.get_layer("label_map") if "label_map" in names else None)
+        self._body = _Ref(FastBody(am, **options))
+        self.build((None, WAVE_LEN))
+
+    def compute_output_shape(self, input_shape):
+        label_map = self._label_map.obj
+        return (input_shape[0], 36 if label_map is None else len(label_map.groups))
+
+    def call(self, inputs, training=None):
+        body, art, label_map = self._body.obj, self._art.obj, self._label_map.obj
+        x = tf.convert_to_tensor(inputs, tf.float32)
+        program = tf.convert_to_tensor(art.program(training=bool(training)))
+        spectrum = tf.stop_gradient(body.data_spectrum(x)) + body.spectrum(program[None, :])
+        probs = body.probs(spectrum)
+        return probs if label_map is None else label_map(probs)
+
+
+def accelerate_v2s(v2s, **options):
+    """The fast training path of a V2S model whose AM is frozen (`--mod 0/1`): a `FastV2S` sharing its
+    variables, or `v2s` itself if its AM is trainable (`--mod 2`) or not a supported mel AM."""
+    names = [layer.name for layer in v2s.layers]
+    ams = [layer for layer in v2s.layers if layer.name not in ("art", "label_map", "waveform")]
+    if "art" not in names or len(ams) != 1 or ams[0].trainable or not is_supported(ams[0]):
+        return v2s
+    return FastV2S(v2s, **options)

@@ -1,0 +1,235 @@
+"""Train many V2S programs at once on one dataset: P independent runs sharing one frozen-AM call per step.
+
+P settings (seeds, dropouts, segment counts, label maps, masks, L2 weights) on the same data are
+trained as one (P, 16000) program variable. Each step gathers one mini-batch per program (each with
+its own seeded shuffling and tiling), runs the fast AM body (`fast_am.FastBody`) once on the P x B
+reprogrammed series, and minimises the SUM of the P losses. The programs do not interact: program p's
+loss depends only on theta_p, so the gradient w.r.t. theta_p of the sum is that of loss_p, and Adam is
+element-wise (its moments, bias correction and the inverse-time learning-rate decay lr/(1+decay*step)
+are per element, with the same step count as a single run): P runs, exactly, with the per-step
+overhead shared. As in `fast_am.FastV2S`, STFT(x + theta) = STFT(x) + STFT(theta) with one STFT per
+program per step.
+
+Per program, as `training.run` does for one: loss = cross-entropy (Keras' sparse categorical
+cross-entropy on the many-to-one target probabilities) + l2 * sum(theta**2); dropout on theta while
+training only; the epoch is chosen on the VALIDATION cross-entropy without the L2 term (the lowest;
+`training.EpochSelector`), or the last epoch without validation data.
+
+    results = train_programs(am, (x_fit, y_fit), (x_val, y_val), settings, epochs=100)
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import utils  # noqa: F401  (TensorFlow set-up happens in the caller: utils.setup_tensorflow())
+from utils import WAVE_LEN
+
+
+def _setting_defaults(setting: dict, n_classes: int, l2: float) -> dict:
+    """A full setting: seed, dropout (rate), seg, offset, groups (label map), mask, l2."""
+    import ts_model
+
+    s = dict(setting)
+    s.setdefault("seed", 0)
+    s.setdefault("dropout", 0.4)
+    s.setdefault("seg", 1)
+    s.setdefault("offset", 0)
+    s.setdefault("mask", False)
+    s.setdefault("l2", l2)
+    if "groups" not in s:
+        mapping = s.get("mapping") or ts_model.N_SOURCE // n_classes
+        s["groups"] = ts_model.label_mapping(n_classes, mapping, s.get("map_type", "first"), s["seed"])
+    return s
+
+
+def _tile(x, seg, offset):
+    import ts_model
+
+    return ts_model.tile_segments(x, seg, offset) if offset else ts_model.tile_segments(x, seg)
+
+
+def _mask(length, seg, offset):
+    import ts_model
+
+    return ts_model.program_mask(length, seg, offset) if offset else ts_model.program_mask(length, seg)
+
+
+class ProgramStack:
+    """P programs over one frozen mel AM: the variable, the per-program losses and one training step.
+
+    Args:
+        am: a V2Sa/V2Su AM (weights loaded; it is not modified).
+        n_classes: K target classes (the same for every program).
+        settings: full settings (see `train_programs`); `length` is the series length for masks.
+    """
+
+    def __init__(self, am, n_classes: int, settings: list[dict], length: int, lr: float = 0.05,
+                 lr_decay: float = 0.48, options: dict | None = None):
+        import keras
+        import tensorflow as tf
+
+        import fast_am
+        import ts_model
+
+        if not fast_am.is_supported(am):
+            raise ValueError("multi_program needs a mel AM (V2Sa/V2Su)")
+        self.tf, self.keras = tf, keras
+        self.settings = settings
+        self.P, self.K = len(settings), n_classes
+        options = dict(options or {})
+        # measured (docs/performance.md): at P x 32 >= 128 series per step Keras' own LSTM loop (multi-threaded
+        # TF kernels) beats the fused XLA recurrence, which wins at 32
+        options.setdefault("lstm", "keras" if self.P >= 4 else "fused")
+        self.body = fast_am.FastBody(am, **options)
+        init = [keras.initializers.GlorotUniform(seed=s["seed"])((WAVE_LEN, 1)) for s in settings]
+        self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
+        self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s["groups"]) for s in settings]))  # (P, 36, K)
+        masks = [_mask(length, s["seg"], s["offset"]) if s["mask"] else np.ones(WAVE_LEN, np.float32) for s in settings]
+        self.masks = tf.constant(np.stack(masks))
+        self.rates = tf.constant([float(s["dropout"]) for s in settings], tf.float32)
+        self.l2 = tf.constant([float(s["l2"]) for s in settings], tf.float32)
+        self.rng = tf.random.Generator.from_seed(int(settings[0]["seed"]) * 7919 + self.P)
+        schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
+        self.optimizer = keras.optimizers.Adam(schedule if lr_decay else lr)
+        self.optimizer.build([self.theta])
+        self.train_step = tf.function(self._train_step)
+        self.evaluate_batch = tf.function(self._evaluate_batch)
+
+    def programs(self, training: bool):
+        """M * dropout(theta) per program, (P, 16000); dropout (inverted, rate per program) only in training."""
+        tf = self.tf
+        theta = self.theta
+        if training:
+            keep = self.rng.uniform((self.P, WAVE_LEN)) >= self.rates[:, None]
+            theta = tf.where(keep, theta / (1.0 - self.rates[:, None]), 0.0)
+        return theta * self.masks
+
+    def losses(self, x, y, training: bool):
+        """x (P, b, 16000) tiled series, y (P, b) labels -> (loss (P,), ce (P,), target probabilities (P, b, K)).
+
+        loss = mean cross-entropy + l2 * sum(theta**2), per program."""
+        tf = self.tf
+        flat = tf.reshape(x, (-1, WAVE_LEN))
+        data = tf.reshape(self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0))
+        spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
+        shape = tf.shape(spectrum)
+        probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
+        probs = tf.reshape(probs, (self.P, shape[1], -1))
+        target = tf.einsum("pbs,psk->pbk", probs, self.maps)
+        ce = tf.reduce_mean(self.keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
+        return ce + self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1), ce, target
+
+    def loss_and_gradient(self, x, y, training: bool = True):
+        """Per-program losses and the gradient of their sum w.r.t. the (P, 16000) programs."""
+        tf = self.tf
+        with tf.GradientTape() as tape:
+            loss, ce, target = self.losses(x, y, training)
+            total = tf.reduce_sum(loss)
+        return loss, tape.gradient(total, self.theta)
+
+    def _train_step(self, x, y):
+        tf = self.tf
+        with tf.GradientTape() as tape:
+            loss, ce, _ = self.losses(x, y, True)
+            total = tf.reduce_sum(loss)
+        self.optimizer.apply([tape.gradient(total, self.theta)], [self.theta])
+        return loss, ce
+
+    def _evaluate_batch(self, x, y):
+        _, ce, target = self.losses(x, y, False)
+        correct = self.tf.cast(self.tf.equal(self.tf.argmax(target, -1, output_type=self.tf.int32),
+                                             self.tf.cast(y, self.tf.int32)), self.tf.float32)
+        return ce, self.tf.reduce_sum(correct, axis=1)
+
+
+def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 100, batch_size: int = 32,
+                   lr: float = 0.05, lr_decay: float = 0.48, l2: float = 0.04, seed: int = 0,
+                   eval_batch: int = 128, verbose: int = 0, options: dict | None = None) -> list[dict]:
+    """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
+
+    Args:
+        am: the frozen V2Sa/V2Su source AM (from `speech_models.load_am`).
+        data_fit: (series (n, L), labels (n,) ints 0..K-1): the training data, NOT tiled.
+        data_val: (series (m, L), labels (m,)) for epoch selection, or None / empty for the last epoch.
+        settings: one dict per program, keys (all optional): `seed` (shuffling, theta's initialisation;
+            default 0), `dropout` (rate on theta, default 0.4 — i.e. `--dr` x 0.1), `seg` (copies tiled,
+            default 1), `offset` (zero samples before the first copy, default 0), `groups` (label map,
+            K lists of source classes) or `mapping` + `map_type` ("first"/"random"), `mask` (bool),
+            `l2` (default the `l2` argument). Any other keys are kept in the result.
+        epochs, batch_size, lr, lr_decay: as the single path (`training.V2SConfig`): Adam with
+            lr / (1 + lr_decay * step), the same for every program.
+        seed: seeds the dropout stream of the stack.
+        eval_batch: series per program per validation batch.
+        options: `fast_am` implementation switches.
+    Returns:
+        one dict per program: `setting`, `history` (per epoch: loss, ce — the training loss with and
+        without the L2 term, averaged over the epoch's batches as Keras does —, val_ce, val_accuracy),
+        `best_epoch` (1-based, lowest val_ce; last epoch without validation data), `best_val_ce`,
+        `theta` (the chosen epoch's program, (16000,)), `theta_last`, and `samples_per_s` of the whole stack.
+    """
+    import tensorflow as tf
+
+    x_fit, y_fit = np.asarray(data_fit[0], np.float32), np.asarray(data_fit[1]).astype(np.int32)
+    has_val = data_val is not None and len(data_val[1]) > 0
+    n_classes = int(max(y_fit.max(), np.max(data_val[1]) if has_val else 0)) + 1
+    length = x_fit.shape[1]
+    full = [_setting_defaults(s, n_classes, l2) for s in settings]
+    stack = ProgramStack(am, n_classes, full, length, lr, lr_decay, options)
+    if seed:
+        stack.rng.reset_from_seed(seed)
+    keys = sorted({(s["seg"], s["offset"]) for s in full})
+    tiled_fit = {k: _tile(x_fit, *k) for k in keys}
+    index = [keys.index((s["seg"], s["offset"])) for s in full]
+    if has_val:
+        x_val, y_val = np.asarray(data_val[0], np.float32), np.asarray(data_val[1]).astype(np.int32)
+        tiled_val = {k: _tile(x_val, *k) for k in keys}
+    P, n = len(full), len(y_fit)
+    history = [{"loss": [], "ce": [], "val_ce": [], "val_accuracy": []} for _ in range(P)]
+    best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
+    started, seen = time.time(), 0
+    for epoch in range(epochs):
+        orders = [np.random.default_rng([s["seed"], epoch]).permutation(n) for s in full]
+        loss_sum, ce_sum = np.zeros(P), np.zeros(P)
+        for start in range(0, n, batch_size):
+            rows = [order[start:start + batch_size] for order in orders]
+            xb = np.stack([tiled_fit[keys[index[p]]][rows[p]] for p in range(P)])
+            yb = np.stack([y_fit[rows[p]] for p in range(P)])
+            loss, ce = stack.train_step(tf.constant(xb), tf.constant(yb))
+            loss_sum += loss.numpy() * len(rows[0])
+            ce_sum += ce.numpy() * len(rows[0])
+            seen += P * len(rows[0])
+        theta_now = stack.theta.numpy()
+        for p in range(P):
+            history[p]["loss"].append(float(loss_sum[p] / n))
+        if has_val:
+            ce_val, acc_val = np.zeros(P), np.zeros(P)
+            for start in range(0, len(y_val), eval_batch):
+                xb = np.stack([tiled_val[keys[index[p]]][start:start + eval_batch] for p in range(P)])
+                yb = np.repeat(y_val[None, start:start + eval_batch], P, 0)
+                ce, correct = stack.evaluate_batch(tf.constant(xb), tf.constant(yb))
+                ce_val += ce.numpy() * len(yb[0])
+                acc_val += correct.numpy()
+            ce_val, acc_val = ce_val / len(y_val), acc_val / len(y_val)
+        for p in range(P):
+            history[p]["ce"].append(float(ce_sum[p] / n))
+            if has_val:
+                history[p]["val_ce"].append(float(ce_val[p]))
+                history[p]["val_accuracy"].append(float(acc_val[p]))
+                if best[p]["value"] is None or ce_val[p] < best[p]["value"]:
+                    best[p] = {"epoch": epoch, "value": float(ce_val[p]), "theta": theta_now[p].copy()}
+        if verbose:
+            losses = " ".join(f"{h['loss'][-1]:.3f}" for h in history)
+            vals = " ".join(f"{h['val_ce'][-1]:.3f}" for h in history) if has_val else ""
+            print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
+    rate = seen / max(time.time() - started, 1e-9)
+    theta_last = stack.theta.numpy()
+    results = []
+    for p, s in enumerate(full):
+        chosen = best[p] if best[p]["epoch"] is not None else {"epoch": epochs - 1, "value": None, "theta": theta_last[p]}
+        results.append({"setting": s, "history": history[p], "best_epoch": chosen["epoch"] + 1,
+                        "best_val_ce": chosen["value"], "theta": chosen["theta"], "theta_last": theta_last[p].copy(),
+                        "samples_per_s": round(rate, 1)})
+    return results

@@ -1,0 +1,195 @@
+"""The fast training path (fast_am) and multi-program training compute what the plain Keras model computes.
+
+Tolerances (float32, different operation order): probabilities max |diff| <= 1e-5; losses relative
+<= 1e-5; theta-gradients relative (L2 norm) <= 1e-4. A short fit's loss trajectory: relative <= 2e-3.
+Adam divides each gradient element by its own RMS, so elements whose gradient is ~0 (float32 noise
+of either path) still move by ~lr; they barely change the outputs, but they keep the two trajectories
+from agreeing to more than ~1e-4..1e-3 after a few steps (measured: training loss 3e-5, validation
+loss 9e-4 after 3 epochs at lr 0.05).
+"""
+
+import numpy as np
+import pytest
+
+from conftest import UCR_DIR, make_tiny_am, needs
+
+PROB_ATOL, LOSS_RTOL, GRAD_RTOL, TRAJ_RTOL = 1e-5, 1e-5, 1e-4, 2e-3
+
+
+def _series(n=16, length=500, seed=0):
+    """Real-ish input: Earthquakes rows if present, else a noisy sine; (n, length)."""
+    path = UCR_DIR / "Earthquakes" / "Earthquakes_TRAIN.tsv"
+    rng = np.random.default_rng(seed)
+    if path.is_file():
+        rows = np.loadtxt(path, delimiter="\t", max_rows=n)
+        return rows[:, 1:length + 1].astype(np.float32), (rows[:, 0] > 0).astype(np.int32)
+    t = np.linspace(0, 1, length, dtype=np.float32)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    return (np.sin(2 * np.pi * (3 + y[:, None]) * t) + 0.3 * rng.standard_normal((n, length))).astype(np.float32), y
+
+
+def _loss_grad(model, x, y):
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        probs = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs)) + tf.add_n(model.losses)
+    return probs.numpy(), float(loss), tape.gradient(loss, model.get_layer("art").theta).numpy().reshape(-1)
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
+
+
+def test_accelerated_am_equals_original(original_v2sa):
+    import tensorflow as tf
+
+    import fast_am
+    import ts_model
+
+    am, _ = original_v2sa
+    am.trainable = False
+    fast = fast_am.accelerate(am)
+    assert fast is not am and fast.name == am.name and not fast.trainable_weights
+    assert [w.path for w in fast.weights] == [w.path for w in am.weights]
+    series, _ = _series(8)
+    rng = np.random.default_rng(1)
+    theta = tf.Variable(rng.uniform(-0.05, 0.05, 16000).astype(np.float32))
+    x = tf.constant(ts_model.tile_segments(series, 3))
+    grads, probs = [], []
+    for model in (am, fast):
+        with tf.GradientTape() as tape:
+            p = model(x + theta[None], training=False)
+            loss = -tf.reduce_mean(tf.math.log(p[:, 3] + 1e-7))
+        probs.append(p.numpy())
+        grads.append(tape.gradient(loss, theta).numpy())
+    assert np.abs(probs[0] - probs[1]).max() <= PROB_ATOL
+    assert _rel(grads[1], grads[0]) <= GRAD_RTOL
+
+
+def test_accelerated_v2su_equals_original():
+    """V2Su (random weights: none are shipped) shares the body after its own conv block."""
+    import keras
+    import tensorflow as tf
+
+    import fast_am
+    import speech_models
+
+    keras.utils.set_random_seed(3)
+    am = speech_models.build_am("v2su")
+    am.trainable = False
+    fast = fast_am.accelerate(am)
+    assert fast.options["conv"] == "keras"
+    x = tf.constant(np.random.default_rng(2).uniform(-0.5, 0.5, (4, 16000)).astype(np.float32))
+    grads, probs = [], []
+    for model in (am, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            p = model(x, training=False)
+            loss = -tf.reduce_mean(tf.math.log(p[:, 1] + 1e-7))
+        probs.append(p.numpy())
+        grads.append(tape.gradient(loss, x).numpy())
+    assert np.abs(probs[0] - probs[1]).max() <= PROB_ATOL
+    assert _rel(grads[1], grads[0]) <= GRAD_RTOL
+
+
+def test_other_ams_unchanged(tiny_am):
+    import fast_am
+    import ts_model
+
+    assert fast_am.accelerate(tiny_am) is tiny_am
+    v2s = ts_model.build_v2s(tiny_am, 2, ts_model.label_mapping(2, 18))
+    assert fast_am.accelerate_v2s(v2s) is v2s
+
+
+def test_fast_v2s_equals_naive_and_saves_alike(original_v2sa, tmp_path):
+    import fast_am
+    import ts_model
+
+    am, _ = original_v2sa
+    series, y = _series(12, 500)
+    x = ts_model.tile_segments(series, 2)
+    naive = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04,
+                               mask=ts_model.program_mask(500, 2))
+    fast = fast_am.accelerate_v2s(naive)
+    assert isinstance(fast, fast_am.FastV2S)
+    p0, l0, g0 = _loss_grad(naive, x, y)
+    p1, l1, g1 = _loss_grad(fast, x, y)
+    assert np.abs(p0 - p1).max() <= PROB_ATOL
+    assert abs(l1 - l0) <= LOSS_RTOL * abs(l0)
+    assert _rel(g1, g0) <= GRAD_RTOL
+    # the saved layout is the original model's: weights of the fast path load into a plain model
+    fast.save_weights(tmp_path / "f.weights.h5")
+    plain = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04, mask=ts_model.program_mask(500, 2))
+    plain.load_weights(tmp_path / "f.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), naive.get_weights()))
+
+
+def test_short_training_same_trajectory(original_v2sa):
+    """Three epochs of `fit` (dropout on theta, Adam with decay) on both paths: the same losses."""
+    import keras
+
+    import fast_am
+    import ts_model
+
+    am, _ = original_v2sa
+    series, y = _series(40, 500)
+    x = ts_model.tile_segments(series, 1)
+    histories = []
+    for fast in (False, True):
+        keras.utils.set_random_seed(0)
+        model = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04)
+        if fast:
+            model = fast_am.accelerate_v2s(model)
+        schedule = keras.optimizers.schedules.InverseTimeDecay(0.05, decay_steps=1, decay_rate=0.48)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+        history = model.fit(x[:32], y[:32], batch_size=16, epochs=3, shuffle=False, verbose=0,
+                            validation_data=(x[32:], y[32:]))
+        histories.append(history.history)
+    for key in ("loss", "val_loss"):
+        assert _rel(histories[1][key], histories[0][key]) <= TRAJ_RTOL, (key, histories)
+
+
+def test_multi_program_equals_single_runs(original_v2sa):
+    """P = 2 programs (different label maps, segment counts, masks, L2): per-program loss and gradient
+    on one batch equal those of two plain V2S models holding the same programs."""
+    import tensorflow as tf
+
+    import multi_program
+    import ts_model
+
+    am, _ = original_v2sa
+    series, y = _series(8, 500)
+    settings = [
+        multi_program._setting_defaults({"seed": 0, "dropout": 0.0, "seg": 1}, 2, 0.04),
+        multi_program._setting_defaults({"seed": 1, "dropout": 0.0, "seg": 3, "mask": True, "l2": 0.05,
+                                         "mapping": 10, "map_type": "random"}, 2, 0.04),
+    ]
+    stack = multi_program.ProgramStack(am, 2, settings, 500)
+    xs = np.stack([ts_model.tile_segments(series, s["seg"]) for s in settings])
+    ys = np.stack([y, y])
+    losses, grads = stack.loss_and_gradient(tf.constant(xs), tf.constant(ys), training=False)
+    thetas = stack.theta.numpy()
+    for p, s in enumerate(settings):
+        mask = ts_model.program_mask(500, s["seg"]) if s["mask"] else None
+        single = ts_model.build_v2s(am, 2, s["groups"], "1", 0.0, s["l2"], mask)
+        single.get_layer("art").theta.assign(thetas[p][:, None])
+        _, loss, grad = _loss_grad(single, xs[p], y)
+        assert abs(float(losses[p]) - loss) <= LOSS_RTOL * abs(loss)
+        assert _rel(grads[p].numpy(), grad) <= GRAD_RTOL
+
+
+def test_train_programs_api(original_v2sa):
+    import multi_program
+
+    am, _ = original_v2sa
+    series, y = _series(20, 500)
+    results = multi_program.train_programs(am, (series[:12], y[:12]), (series[12:], y[12:]),
+                                           [{"seed": 0}, {"seed": 1, "dropout": 0.2, "seg": 2}], epochs=2,
+                                           batch_size=8)
+    assert len(results) == 2
+    for result in results:
+        assert len(result["history"]["val_ce"]) == 2 and 1 <= result["best_epoch"] <= 2
+        assert result["theta"].shape == (16000,) and np.isfinite(result["theta"]).all()
+        assert result["best_val_ce"] == min(result["history"]["val_ce"])
