@@ -6,8 +6,13 @@ Every AM takes 1 s of audio, a float32 waveform of 16000 samples at 16 kHz in [-
 - "v2sa": the attention-BiLSTM model of de Andrade et al. (2018), whose pretrained weights
   (`model-attRNN.h5`, MIT licence) are the AM that V2S reprogrammed. 201,247 parameters.
 - "v2su": the same model with the original V2S code's "U-Net" convolution block. 206,777 parameters.
-  No pretrained weights exist for it: `pretrain_am.py --net v2su` must train them.
-- "cnn1d": not implemented yet.
+  No published weights exist for it: `pretrain_am.py --net v2su` trains them (`weight/v2su.weights.h5`).
+- "cnn1d": a raw-waveform 1D-CNN after the 2019 lab report's shrinking-channel network (9 Conv1D of
+  kernel 5, channels 256 -> 64, BatchNorm, max-pooling after each down to 2 steps, dropout, two dense
+  layers), 36 outputs. 1,464,036 parameters. Trained here by `pretrain_am.py --net cnn1d`.
+
+`pretrain_am.py --net v2sa_local` trains the V2Sa architecture here (distilled from the original);
+it is the offline fallback for `--net 0` (`weight/v2sa_local.weights.h5`).
 
 Import `utils` and call `utils.setup_tensorflow()` before importing this module.
 """
@@ -243,11 +248,72 @@ def build_am(name: str) -> keras.Model:
     `attSoftmax`, `output`) so its weights load by name; `mel_stft` ends the front end.
     """
     name = resolve_net(name)
-    if name == "cnn1d":
-        raise V2SError("cnn1d: not implemented yet")
     waveform = keras.Input((WAVE_LEN,), dtype="float32", name="input")
+    if name == "cnn1d":
+        return keras.Model(waveform, _cnn1d_body(waveform), name=name)
     features = _CONV_BLOCKS[name](mel_front_end(waveform))
     return keras.Model(waveform, _attention_head(features), name=name)
+
+
+def build_body(name: str) -> keras.Model:
+    """The AM without its front end: standardised log-mel (batch, 125, 80, 1) -> (batch, 36) softmax.
+
+    Only for the mel models ("v2sa", "v2su"). Its layers have the names of `build_am(name)`'s, so
+    weights move between the two with `copy_weights_by_name` (the front end has no weights);
+    training on cached features uses it.
+    """
+    name = resolve_net(name)
+    if name == "cnn1d":
+        raise V2SError("cnn1d has no mel front end: it takes the raw waveform")
+    mel = keras.Input((N_FRAMES, N_MELS, 1), dtype="float32", name="mel_input")
+    return keras.Model(mel, _attention_head(_CONV_BLOCKS[name](mel)), name=f"{name}_body")
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model, layers=None) -> list[str]:
+    """Copy the weights of every weighted layer of `target` (or of `layers`) that `source` has by name.
+
+    Returns the names of the layers copied. Raises V2SError on a shape mismatch.
+    """
+    have = {layer.name: layer for layer in source.layers if layer.weights}
+    copied = []
+    for layer in target.layers:
+        if not layer.weights or layer.name not in have or (layers is not None and layer.name not in layers):
+            continue
+        values = have[layer.name].get_weights()
+        if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            raise V2SError(f"layer {layer.name!r}: shapes differ between {source.name!r} and {target.name!r}")
+        layer.set_weights(values)
+        copied.append(layer.name)
+    return copied
+
+
+# The cnn1d network: channels and pool sizes of its 9 Conv1D(kernel 5) blocks. 16000 samples
+# / (5*5*5*2^6 = 8000) leave 2 steps x 64 channels = 128 features, as in the lab report.
+CNN1D_CHANNELS = (256, 256, 256, 256, 128, 128, 128, 128, 64)
+CNN1D_POOLS = (5, 5, 5, 2, 2, 2, 2, 2, 2)
+CNN1D_DROPOUT = 0.25
+
+
+def _cnn1d_body(waveform):
+    """(batch, 16000) -> (batch, 36): the lab report's shrinking-channel raw-waveform 1D-CNN.
+
+    `waveform_norm` standardises each clip (mean 0, variance 1) so the network, like the mel AMs,
+    ignores the input's gain. Then 9 x [Conv1D(c, 5, relu, same) `conv1d_<i>` -> BatchNorm `bn_<i>`
+    -> MaxPooling1D `pool_<i>`], Flatten (2 x 64 = 128), Dropout(0.25), Dense(128, relu) `dense_1`,
+    Dropout(0.25), Dense(36, softmax) `output`. For Grad-CAM the last convolution is `conv1d_9`
+    (feature maps over time, no mel axis).
+    """
+    x = keras.layers.Reshape((WAVE_LEN, 1), name="waveform_channel")(waveform)
+    x = PerExampleStandardize(name="waveform_norm")(x)
+    for i, (channels, pool) in enumerate(zip(CNN1D_CHANNELS, CNN1D_POOLS), start=1):
+        x = keras.layers.Conv1D(channels, 5, padding="same", activation="relu", name=f"conv1d_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = keras.layers.MaxPooling1D(pool, name=f"pool_{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(CNN1D_DROPOUT, name="dropout_1")(x)
+    x = keras.layers.Dense(128, activation="relu", name="dense_1")(x)
+    x = keras.layers.Dropout(CNN1D_DROPOUT, name="dropout_2")(x)
+    return keras.layers.Dense(len(SOURCE_CLASSES), activation="softmax", name="output")(x)
 
 
 # ----------------------------------------------------------------------------------------------

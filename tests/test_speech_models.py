@@ -64,9 +64,45 @@ def test_classes():
     assert sm.SOURCE_CLASSES[-1] == "wow" and set(sm.CORE_WORDS) < set(sm.SOURCE_CLASSES)
 
 
-def test_cnn1d_not_implemented():
-    with pytest.raises(V2SError, match="cnn1d: not implemented yet"):
-        sm.build_am("cnn1d")
+CNN1D_PARAMS = 1_464_036
+
+
+def test_cnn1d_layers_and_parameter_count():
+    """The lab report's 256->64 shrinking network: 9 Conv1D(5) + BN + pooling to 2 steps, 2 dense layers.
+
+    The report's 1,438,544 = convolutions (1,436,480) + Dense(128 -> 16); here + BatchNorm (6,400),
+    + a hidden Dense(128) (16,512) and a 36-way output (4,644 instead of 2,064).
+    """
+    model = sm.build_am("cnn1d")
+    assert model.count_params() == CNN1D_PARAMS
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
+    assert [c.name for c in convs] == [f"conv1d_{i}" for i in range(1, 10)]
+    assert [c.filters for c in convs] == [256, 256, 256, 256, 128, 128, 128, 128, 64]
+    assert all(c.kernel_size == (5,) for c in convs)
+    conv_params = sum(c.count_params() for c in convs)
+    assert conv_params == 1_436_480 and conv_params + 128 * 16 + 16 == 1_438_544
+    assert tuple(model.get_layer("pool_9").output.shape) == (None, 2, 64)
+    assert tuple(model.input.shape) == (None, 16000) and tuple(model.output.shape) == (None, 36)
+    model.get_layer("output")
+
+
+def test_build_body_has_the_full_models_weighted_layers():
+    for net in ("v2sa", "v2su"):
+        full, body = sm.build_am(net), sm.build_body(net)
+        assert sorted(layer.name for layer in full.layers if layer.weights) == sorted(
+            layer.name for layer in body.layers if layer.weights)
+        assert body.count_params() == full.count_params()
+    with pytest.raises(V2SError, match="raw waveform"):
+        sm.build_body("cnn1d")
+
+
+def test_body_with_copied_weights_matches_full_model_on_features(original_v2sa):
+    model, _ = original_v2sa
+    body = sm.build_body("v2sa")
+    assert len(sm.copy_weights_by_name(model, body)) == 10
+    x = np.random.default_rng(2).uniform(-0.3, 0.3, (2, 16000)).astype(np.float32)
+    feats = keras.Model(model.input, model.get_layer("mel_stft").output).predict_on_batch(x)
+    np.testing.assert_allclose(body.predict_on_batch(feats), model.predict_on_batch(x), atol=1e-5)
 
 
 def test_keras3_save_and_reload_without_lambda(blank_v2sa, tmp_path):
