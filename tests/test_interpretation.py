@@ -204,7 +204,8 @@ def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeyp
     import ts_dataloader
 
     data = ts_dataloader.load_dataset("Toy", tmp_path / "data")
-    fit = ts_dataloader.validation_split(ts_model.tile_segments(data.x_train), data.y_train, 0.0, cfg.seed)[0]
+    fit = ts_dataloader.validation_split(ts_model.tile_segments(data.x_train, cfg.seg, cfg.offset), data.y_train, 0.0,
+                                         cfg.seed)[0]
     am = cam_v2s.find_am(model)
     expected = utils.sliced_wasserstein_distance(cam_v2s.am_logits(am, speech),
                                                  cam_v2s.am_logits(am, cam_v2s.reprogram(model, fit)), 1000, cfg.seed)
