@@ -97,7 +97,9 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         am, am_info = speech_models.load_am(config.net, config.am_weights)
     model = ts_model.build_v2s(am, data.n_classes, groups, config.mod, config.dropout, config.l2, mask)
     if config.fast:  # same maths, variables and saved layout; unchanged for --mod 2 and non-mel AMs
-        model = __import__("fast_am").accelerate_v2s(model)
+        import fast_am
+
+        model = fast_am.accelerate_v2s(model)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
                   loss="sparse_categorical_crossentropy",
@@ -227,11 +229,13 @@ def _source_name(index: int) -> str:
 
 
 def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
+    from ts_model import MODS
+
     am_text = f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)" if getattr(am_info, "sha256", None) else str(am_info)
     print(f"run {run_name}")
     print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
           f"(labels {data.label_values}), {n_fit} fit / {n_val} validation / {len(data.y_test)} test series")
-    print(f"model mod {config.mod} ({__import__('ts_model').MODS[str(config.mod)]}), AM {am_text}, "
+    print(f"model mod {config.mod} ({MODS[str(config.mod)]}), AM {am_text}, "
           f"mapping {mapping} ({config.map_type}), seg {config.seg}, dropout {config.dropout}, l2 {config.l2}, "
           f"mask {'on' if config.mask else 'off'}, lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
 
