@@ -1,6 +1,8 @@
 """One V2S run: load data, build the reprogrammed model, fit, choose the epoch, test once, record.
 
-`run(config)` is what `v2s_main.py` calls and what sweeps call in-process. The TEST split is
+`run(config)` is what `v2s_main.py` calls and what sweeps call in-process. With `mod="tfa"` it trains
+the paper's TFa baseline instead (`ts_model.build_tfa`: no program, the AM fine-tuned with a dense
+head) with the same optimiser, split, epoch selection and record. The TEST split is
 evaluated once, after the epoch has been chosen on the validation split carved from TRAIN;
 `select_on_test=True` restores the original code's optimistic choice (the epoch with the best test
 accuracy) and says so in the record.
@@ -40,6 +42,8 @@ class V2SConfig:
     lr_decay: float = 0.48  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
     l2: float = 0.04
     val_split: float = 0.2
+    fold: int | None = None  # with folds >= 2: validate on this fold of a stratified k-fold split instead
+    folds: int = 0
     mask: bool = False
     map_type: str = "first"
     am_weights: str | None = None
@@ -59,9 +63,28 @@ class V2SConfig:
     def dropout(self) -> float:
         return round(float(self.dr) * 0.1, 6)
 
-    def default_run_name(self, dataset_name: str, mapping: int) -> str:
+    @property
+    def tfa(self) -> bool:
+        """True for the paper's TFa baseline (`--mod tfa`): no program, the AM fine-tuned with a dense head."""
+        return str(self.mod) == "tfa"
+
+    def check_tfa(self) -> None:
+        """Raise V2SError (one line) if a flag that needs a program is set with `--mod tfa`.
+
+        `--seg` other than 1, `--mask` and `--swd` are refused; `--dr`, `--l2`, `--mapping` and
+        `--map-type` have nothing to act on and are ignored.
+        """
+        given = [flag for flag, used in ((f"--seg {self.seg}", self.seg != 1), ("--mask", self.mask),
+                                         ("--swd", self.swd)) if used]
+        if self.tfa and given:
+            raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
+                           "one zero-padded copy of the series (drop the flag)")
+
+    def default_run_name(self, dataset_name: str, mapping: int | None) -> str:
         mask = "_mask" if self.mask else ""
         offset = f"_off{self.offset}" if self.offset != 448 else ""
+        if self.tfa:
+            return f"{dataset_name}_net{self.net}_modtfa{offset}_eps{self.eps}_seed{self.seed}"
         return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}{offset}"
                 f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
 
@@ -75,31 +98,26 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         the run record (also written to `<results_dir>/<run>.json`).
     """
     started = time.time()
-    tf = utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
+    config.check_tfa()
+    utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
     import keras
 
     import ts_dataloader
     import ts_model
 
     data = ts_dataloader.load_dataset(config.dataset, config.data_dir)
-    mapping = config.mapping or (1 if str(config.mod) == "0" else ts_model.N_SOURCE // data.n_classes)
-    groups = ts_model.label_mapping(data.n_classes, mapping, config.map_type, config.seed)
-    if str(config.mod) == "0":
-        groups = [[t] for t in range(data.n_classes)]
+    mapping, groups = (None, None) if config.tfa else _label_map(config, data.n_classes)
     x_train_all = ts_model.tile_segments(data.x_train, config.seg, config.offset)
     x_test = ts_model.tile_segments(data.x_test, config.seg, config.offset)
-    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed)
+    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed,
+                                                                  config.fold, config.folds)
     mask = ts_model.program_mask(data.length, config.seg, config.offset) if config.mask else None
 
     if am is None:
         import speech_models
 
         am, am_info = speech_models.load_am(config.net, config.am_weights)
-    model = ts_model.build_v2s(am, data.n_classes, groups, config.mod, config.dropout, config.l2, mask)
-    if config.fast:  # same maths, variables and saved layout; unchanged for --mod 2 and non-mel AMs
-        import fast_am
-
-        model = fast_am.accelerate_v2s(model)
+    model = _build_model(config, am, data.n_classes, groups, mask)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
                   loss="sparse_categorical_crossentropy",
@@ -133,22 +151,17 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     majority = np.bincount(data.y_train).argmax()
     metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
 
-    weights_path = weight_dir / f"{run_name}.weights.h5"
-    if config.save_weights:
-        utils.atomic_save(weights_path, model.save_weights)
+    weights_path = weight_dir / f"{run_name}{'.keras' if config.tfa else '.weights.h5'}"
+    if config.save_weights:  # TFa: the whole model, for tsne_v2s.py --tfa-weight
+        utils.atomic_save(weights_path, model.save if config.tfa else model.save_weights)
     record = {
         "run": run_name,
-        "config": {**dataclasses.asdict(config), "dropout": config.dropout, "mapping": mapping},
+        "config": {**dataclasses.asdict(config), "dropout": None if config.tfa else config.dropout, "mapping": mapping},
         "command": sys.argv,
         "dataset": data.describe(),
         "n_fit": len(y_fit),
         "n_validation": len(y_val),
-        "label_mapping": {
-            "type": "one-to-one" if str(config.mod) == "0" else config.map_type,
-            "per_class": mapping,
-            "groups": groups,
-            "groups_named": [[_source_name(s) for s in g] for g in groups],
-        },
+        "label_mapping": _label_map_record(config, mapping, groups),
         "am": dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
@@ -168,6 +181,44 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     return record
 
 
+def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
+    """(source labels per target, the K groups of source classes) of a V2S run; mod 0: one source each."""
+    import ts_model
+
+    one_to_one = str(config.mod) == "0"
+    mapping = config.mapping or (1 if one_to_one else ts_model.N_SOURCE // n_classes)
+    groups = ts_model.label_mapping(n_classes, mapping, config.map_type, config.seed)  # checks --mapping
+    return mapping, [[t] for t in range(n_classes)] if one_to_one else groups
+
+
+def _label_map_record(config: V2SConfig, mapping: int | None, groups: list[list[int]] | None) -> dict:
+    """The record's `label_mapping`: the many-to-one map by index and name, or TFa's dense head."""
+    if config.tfa:
+        return {"type": "none (TFa: dense head on the AM's 36 outputs)", "per_class": None, "groups": None,
+                "groups_named": None}
+    return {"type": "one-to-one" if str(config.mod) == "0" else config.map_type, "per_class": mapping,
+            "groups": groups, "groups_named": [[_source_name(s) for s in g] for g in groups]}
+
+
+def _build_model(config: V2SConfig, am, n_classes: int, groups, mask):
+    """The uncompiled model `run` trains, waveform (n, 16000) -> (n, K) (mod 0: (n, 36)).
+
+    TFa: `ts_model.build_tfa`, the AM trained, no fast path. V2S: `ts_model.build_v2s`, through
+    `fast_am.accelerate_v2s` unless `--no-fast` (same maths, variables and saved layout; it returns
+    the model unchanged for --mod 2 and non-mel AMs).
+    """
+    import ts_model
+
+    if config.tfa:
+        return ts_model.build_tfa(am, n_classes)
+    model = ts_model.build_v2s(am, n_classes, groups, config.mod, config.dropout, config.l2, mask)
+    if config.fast:
+        import fast_am
+
+        model = fast_am.accelerate_v2s(model)
+    return model
+
+
 def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None) -> tuple[Path, Path]:
     """Locate a saved run from a weights path, a file name in weight/, or a run name.
 
@@ -179,6 +230,10 @@ def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None
     name = Path(weight).name.removesuffix(".weights.h5")
     candidates = [Path(weight), weight_dir / Path(weight).name, weight_dir / f"{name}.weights.h5"]
     weights = next((p for p in candidates if p.is_file()), None)
+    tfa_model = weight_dir / f"{name}.keras"
+    if weights is None and tfa_model.is_file():
+        raise V2SError(f"{name} is a TFa run (whole model {tfa_model}), not a V2S run: "
+                       f"pass it to tsne_v2s.py --tfa-weight {tfa_model}")
     if weights is None:
         raise V2SError(f"weights {weight!r} not found (looked for {', '.join(str(p) for p in candidates)})")
     records = [weights.with_name(f"{name}.json"), results_dir / f"{name}.json", weights.parent.parent / "results" / f"{name}.json"]
@@ -235,9 +290,13 @@ def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> Non
     print(f"run {run_name}")
     print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
           f"(labels {data.label_values}), {n_fit} fit / {n_val} validation / {len(data.y_test)} test series")
-    print(f"model mod {config.mod} ({MODS[str(config.mod)]}), AM {am_text}, "
-          f"mapping {mapping} ({config.map_type}), seg {config.seg}, dropout {config.dropout}, l2 {config.l2}, "
-          f"mask {'on' if config.mask else 'off'}, lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
+    if config.tfa:
+        settings = f"offset {config.offset}, no program (--dr, --l2, --mapping unused)"
+    else:
+        settings = (f"mapping {mapping} ({config.map_type}), seg {config.seg}, "
+                    f"dropout {config.dropout}, l2 {config.l2}, mask {'on' if config.mask else 'off'}")
+    print(f"model mod {config.mod} ({MODS[str(config.mod)]}), AM {am_text}, {settings}, "
+          f"lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
 
 
 def _callback_base():

@@ -268,16 +268,22 @@ def _write_tsv(path: Path, labels, series) -> None:
     atomic_write_bytes(path, ("\n".join(rows) + "\n").encode())
 
 
-def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, fold: int | None = None,
+                     folds: int = 0):
     """Carve a stratified, seeded validation set out of the training data.
 
     Every class keeps at least one training series; the validation set holds at least one
     series per class, so a 6-series validation set of a 2-class problem is possible but a
     20-series, 5-class training set with fraction 0.1 gets 5 validation series.
 
+    With `fold` (0..folds-1) the validation set is that fold of a seeded, stratified `folds`-fold
+    split instead (`fraction` is then ignored): the folds partition the training series.
+
     Returns:
-        (x_fit, y_fit, x_val, y_val); with fraction 0 the validation arrays are empty.
+        (x_fit, y_fit, x_val, y_val); with fraction 0 (and no fold) the validation arrays are empty.
     """
+    if fold is not None:
+        return _fold_split(x, y, fold, folds, seed)
     if fraction <= 0:
         return x, y, x[:0], y[:0]
     if fraction >= 1:
@@ -291,3 +297,21 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     n_val = min(max(int(round(fraction * len(y))), n_classes), len(y) - n_classes)
     x_fit, x_val, y_fit, y_val = train_test_split(x, y, test_size=n_val, stratify=y, random_state=seed)
     return x_fit, y_fit, x_val, y_val
+
+
+def _fold_split(x: np.ndarray, y: np.ndarray, fold: int, folds: int, seed: int):
+    """Fold `fold` of a seeded StratifiedKFold(folds) as validation, the rest to fit."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2 or not 0 <= fold < folds:
+        raise V2SError(f"fold {fold} of {folds}: need folds >= 2 and 0 <= fold < folds")
+    counts = np.bincount(y)
+    if counts.max() < folds:
+        raise V2SError(f"{folds}-fold split of {len(y)} training series: no class has {folds} series")
+    import warnings
+
+    with warnings.catch_warnings():  # a class smaller than k is spread over fewer folds, which is fine here
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    fit, val = splits[fold]
+    return x[fit], y[fit], x[val], y[val]

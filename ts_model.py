@@ -5,6 +5,11 @@
 
 `--mod 0` skips the label map (one-to-one, the AM's 36-way output), `--mod 1` freezes the AM
 (the paper's V2S), `--mod 2` fine-tunes the AM as well (the original code's default).
+
+`--mod tfa` is the paper's TFa baseline (`build_tfa`): no program and no label map,
+
+    series (n, L) --tile_segments (1 copy)--> waveform (n, 16000) --> trainable AM --> (n, 36)
+        --> Dense(K, softmax) `tfa_head` --> (n, K)
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import numpy as np
 from utils import WAVE_LEN, V2SError
 
 N_SOURCE = 36  # output classes of every source acoustic model
-MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
+TFA = "tfa"  # the --mod of the paper's TFa baseline
+V2S_MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
+MODS = {**V2S_MODS, TFA: "TFa baseline: no program, AM fine-tuned with a dense head"}
 
 
 def segment_starts(length: int, segments: int, offset: int = 0) -> list[int]:
@@ -180,8 +187,9 @@ def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1"
     """
     keras = _keras()
     mod = str(mod)
-    if mod not in MODS:
-        raise V2SError(f"unknown --mod {mod}: use " + ", ".join(f"{k} ({v})" for k, v in MODS.items()))
+    if mod not in V2S_MODS:
+        raise V2SError(f"unknown --mod {mod}: use " + ", ".join(f"{k} ({v})" for k, v in V2S_MODS.items())
+                       + f"; --mod {TFA} is built by build_tfa")
     am.trainable = mod == "2"
     waveform = keras.Input(shape=(WAVE_LEN,), name="waveform")
     reprogrammed = ARTLayer(dropout=dropout, l2=l2, mask=mask, name="art")(waveform)
@@ -190,3 +198,26 @@ def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1"
         return keras.Model(waveform, source_probs, name="v2s_one_to_one")
     target_probs = LabelMap(groups, name="label_map")(source_probs)
     return keras.Model(waveform, target_probs, name="v2s")
+
+
+def build_tfa(am, n_classes: int):
+    """The paper's TFa baseline: the source AM fine-tuned on zero-padded series, with an added dense layer.
+
+    No program and no label map. The input is the series placed in the window as V2S places it
+    (`tile_segments` with one copy and the run's offset). The added layer `tfa_head`,
+    Dense(n_classes, softmax), sits on the AM's 36-way softmax output (the literal "added dense
+    layer" of the paper), so the AM stays whole and its logits remain readable (`cam_v2s.am_logits`).
+
+    Args:
+        am: the source acoustic model, waveform (n, 16000) -> probabilities (n, 36). It is made
+            trainable, all its layers, with BatchNorm in batch-statistics mode during fit (as `--mod 2`).
+        n_classes: K, the target classes.
+    Returns:
+        an uncompiled Keras model `tfa`: waveform (n, 16000) -> class probabilities (n, K).
+    """
+    keras = _keras()
+    am.trainable = True
+    waveform = keras.Input(shape=(WAVE_LEN,), name="waveform")
+    source_probs = am(waveform)
+    target_probs = keras.layers.Dense(n_classes, activation="softmax", name="tfa_head")(source_probs)
+    return keras.Model(waveform, target_probs, name=TFA)

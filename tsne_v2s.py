@@ -2,7 +2,8 @@
 
 Example:
     python tsne_v2s.py --weight Coffee_net0_mod1_map18first_seg3_dr4_eps20_seed0
-    python tsne_v2s.py --weight Strawberry_... --tfa-weight weight/strawberry_tfa.keras
+    python v2s_main.py --dataset Strawberry --mod tfa --eps 100      # writes weight/Strawberry_net0_modtfa_eps100_seed0.keras
+    python tsne_v2s.py --weight Strawberry_... --tfa-weight weight/Strawberry_net0_modtfa_eps100_seed0.keras
 
 Three panels, each a 2-D t-SNE (scikit-learn) of 36-dimensional logits (the AM's pre-softmax source-class
 scores) of the TRAIN series, coloured by target class: (1) the AM on the tiled series with a zero program,
@@ -49,8 +50,12 @@ def separation(features: np.ndarray, labels: np.ndarray) -> float:
 def tfa_logits(path, waveforms: np.ndarray) -> np.ndarray:
     """Pre-softmax source scores (n, 36) of a TFa model saved as a whole Keras model (`.keras`).
 
-    The TFa model is the AM fine-tuned with an extra dense head; its AM is found as a nested model
-    (or its layer `output`), so the logits are those of the fine-tuned AM.
+    The TFa model (`v2s_main.py --mod tfa`, `ts_model.build_tfa`) is the AM fine-tuned with an extra
+    dense head; its AM is found as a nested model (or its layer `output`), so the logits are those of
+    the fine-tuned AM.
+
+    Args:
+        waveforms: (n, 16000) series placed in the window as the TFa run placed them (its --offset).
     """
     import keras
 
@@ -109,6 +114,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "reads 'no TFa model given'")
     parser.add_argument("--tfa-seg", type=int, default=1,
                         help="copies of the series tiled into the window for the TFa input (1: zero-padded, as the paper's TFa)")
+    parser.add_argument("--tfa-offset", type=int, default=448,
+                        help="zero samples before the series in the TFa input: the --offset the TFa run was trained with "
+                             "(v2s_main.py's default 448)")
     parser.add_argument("--dataset", default=None, help="optional check: the run's dataset; a different one is an error")
     parser.add_argument("--mapping", type=int, default=None, help="optional check: the run's mapping number")
     parser.add_argument("--net", default=None, help="optional check: the run's AM (0/v2sa, 3/v2su)")
@@ -140,7 +148,7 @@ def main(argv=None) -> int:
     logits = {"zero program": cam_v2s.am_logits(am, tiled),
               "V2S (trained program)": cam_v2s.am_logits(am, cam_v2s.reprogram(model, tiled))}
     if args.tfa_weight:
-        logits["TFa (fine-tuned AM)"] = tfa_logits(args.tfa_weight, ts_model.tile_segments(x, args.tfa_seg))
+        logits["TFa (fine-tuned AM)"] = tfa_logits(args.tfa_weight, ts_model.tile_segments(x, args.tfa_seg, args.tfa_offset))
     panels = []
     for i, (name, values) in enumerate(logits.items()):
         score = separation(values, y)

@@ -3,6 +3,7 @@
 Example:
     python v2s_main.py --dataset 2 --eps 100          # ECG200 with the paper's V2S settings
     python v2s_main.py --dataset Coffee --eps 2 --seg 3
+    python v2s_main.py --dataset Coffee --eps 30 --mod tfa   # the paper's TFa baseline (no program)
 
 The last line printed is `test_accuracy=<fraction>`: the TEST accuracy of the weights chosen on the
 validation split (lowest validation loss), evaluated once.
@@ -27,9 +28,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mapping", type=int, default=None,
                         help="source labels per target label (many-to-one); default floor(36/K), the paper's maximum")
     parser.add_argument("--eps", type=int, default=100, help="training epochs")
-    parser.add_argument("--mod", default="1", choices=["0", "1", "2"],
+    parser.add_argument("--mod", default="1", choices=["0", "1", "2", "tfa"],
                         help="0 one-to-one (36-way output, AM frozen); 1 V2S: many-to-one, AM frozen (paper); "
-                             "2 many-to-one with the AM fine-tuned (original code's default)")
+                             "2 many-to-one with the AM fine-tuned (original code's default); tfa the paper's TFa "
+                             "baseline: no program, the series zero-padded at --offset, the whole AM fine-tuned with "
+                             "an added Dense(K, softmax) on its 36 outputs; --seg other than 1, --mask and --swd are "
+                             "errors, --dr --l2 --mapping --map-type are ignored; saves the whole model as "
+                             "<weight-dir>/<run>.keras (for tsne_v2s.py --tfa-weight)")
     parser.add_argument("--net", default="0",
                         help="source AM: 0/v2sa attention-BiLSTM (original weights), 3/v2su U-Net variant, 5/cnn1d")
     parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
@@ -89,11 +94,12 @@ def main(argv=None) -> int:
     record = training.run(config)
     metrics = record["metrics"]
     print(f"selected epoch {record['selection']['epoch']} of {config.eps} ({record['selection']['criterion']})")
+    loss_name = "loss" if config.tfa else "loss with L2 on theta"
     for split in ("train", "validation", "test"):
         if split in metrics:
             result = metrics[split]
             print(f"{split:<10} accuracy {result['accuracy']:.4f}  cross-entropy {result['ce']:.4f}  "
-                  f"loss with L2 on theta {result['loss']:.4f}")
+                  f"{loss_name} {result['loss']:.4f}")
     print(f"majority-class test accuracy {metrics['test_majority_baseline']:.4f}")
     print(f"weights={record['weights']}")
     print(f"results={record['results']}")

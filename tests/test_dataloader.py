@@ -154,3 +154,17 @@ class TestValidationSplit:
     def test_singleton_class_cannot_be_stratified(self):
         with pytest.raises(V2SError, match="--val-split 0"):
             dl.validation_split(np.zeros((5, 2)), np.array([0, 0, 0, 0, 1]), 0.2, seed=0)
+
+    def test_k_folds_partition_the_training_series_stratified_and_seeded(self):
+        x = np.arange(100, dtype=np.float32)[:, None]
+        y = np.array([0] * 70 + [1] * 30)
+        folds = [dl.validation_split(x, y, 0.2, seed=1, fold=f, folds=5) for f in range(5)]
+        validation = np.concatenate([f[2][:, 0] for f in folds])
+        assert sorted(validation) == list(range(100))  # every series validates exactly once
+        assert all(np.bincount(f[3]).tolist() == [14, 6] and len(f[1]) == 80 for f in folds)
+        again = dl.validation_split(x, y, 0.2, seed=1, fold=2, folds=5)
+        np.testing.assert_array_equal(again[2], folds[2][2])
+
+    def test_a_fold_outside_the_split_is_a_clear_error(self):
+        with pytest.raises(V2SError, match="fold 5 of 5"):
+            dl.validation_split(np.zeros((10, 2)), np.array([0, 1] * 5), 0.2, seed=0, fold=5, folds=5)
