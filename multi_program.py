@@ -130,24 +130,49 @@ class ProgramStack:
             total = tf.reduce_sum(loss)
         return loss, tape.gradient(total, self.theta)
 
+    def _correct(self, target, y):
+        """Correct predictions per program, (P,), of target probabilities (P, b, K) against labels (P, b)."""
+        tf = self.tf
+        hits = tf.equal(tf.argmax(target, -1, output_type=tf.int32), tf.cast(y, tf.int32))
+        return tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)
+
     def _train_step(self, x, y):
         tf = self.tf
         with tf.GradientTape() as tape:
-            loss, ce, _ = self.losses(x, y, True)
+            loss, ce, target = self.losses(x, y, True)
             total = tf.reduce_sum(loss)
         self.optimizer.apply([tape.gradient(total, self.theta)], [self.theta])
-        return loss, ce
+        return loss, ce, self._correct(target, y)
 
     def _evaluate_batch(self, x, y):
         _, ce, target = self.losses(x, y, False)
-        correct = self.tf.cast(self.tf.equal(self.tf.argmax(target, -1, output_type=self.tf.int32),
-                                             self.tf.cast(y, self.tf.int32)), self.tf.float32)
-        return ce, self.tf.reduce_sum(correct, axis=1)
+        return ce, self._correct(target, y)
+
+    def penalty(self) -> np.ndarray:
+        """l2 * sum(theta**2) per program, (P,): what Keras adds to the cross-entropy in `loss`."""
+        return (self.l2 * self.tf.reduce_sum(self.tf.square(self.theta), axis=1)).numpy()
+
+    def evaluate(self, tiled: list[np.ndarray], y: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Mean cross-entropy and accuracy per program, each (P,), at the current programs, no dropout.
+
+        Args:
+            tiled: per program, its tiled series (n, 16000) (programs with the same tiling may share one array).
+            y: (n,) labels, the same for every program.
+        """
+        ce_sum, hits = np.zeros(self.P), np.zeros(self.P)
+        for start in range(0, len(y), batch):
+            xb = np.stack([t[start:start + batch] for t in tiled])
+            yb = np.repeat(np.asarray(y)[None, start:start + batch], self.P, 0)
+            ce, correct = self.evaluate_batch(self.tf.constant(xb), self.tf.constant(yb))
+            ce_sum += ce.numpy() * yb.shape[1]
+            hits += correct.numpy()
+        return ce_sum / len(y), hits / len(y)
 
 
 def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 100, batch_size: int = 32,
                    lr: float = 0.05, lr_decay: float = 0.48, l2: float = 0.04, seed: int = 0,
-                   eval_batch: int = 128, verbose: int = 0, options: dict | None = None) -> list[dict]:
+                   eval_batch: int = 128, verbose: int = 0, options: dict | None = None,
+                   evaluate_on: dict | None = None) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
 
     Args:
@@ -164,11 +189,15 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
         seed: seeds the dropout stream of the stack.
         eval_batch: series per program per validation batch.
         options: `fast_am` implementation switches.
+        evaluate_on: {name: (series (n, L), labels (n,))} scored once at the end with each program's
+            chosen theta (e.g. {"train": ..., "test": ...}): the only time those series are seen.
     Returns:
-        one dict per program: `setting`, `history` (per epoch: loss, ce — the training loss with and
-        without the L2 term, averaged over the epoch's batches as Keras does —, val_ce, val_accuracy),
-        `best_epoch` (1-based, lowest val_ce; last epoch without validation data), `best_val_ce`,
-        `theta` (the chosen epoch's program, (16000,)), `theta_last`, and `samples_per_s` of the whole stack.
+        one dict per program: `setting`, `history` (per epoch, as Keras names them: loss, accuracy, ce — the
+        training loss with and without the L2 term and the accuracy, averaged over the epoch's batches as
+        Keras does —, val_loss, val_accuracy, val_ce), `best_epoch` (1-based, lowest val_ce; last epoch
+        without validation data), `best_val_ce`, `theta` (the chosen epoch's program, (16000,)),
+        `theta_last`, `metrics` ({name: {loss, accuracy, ce}} for "validation" at the chosen epoch and
+        every `evaluate_on` split), and `samples_per_s` of the whole stack.
     """
     import tensorflow as tf
 
@@ -181,43 +210,45 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
     if seed:
         stack.rng.reset_from_seed(seed)
     keys = sorted({(s["seg"], s["offset"]) for s in full})
-    tiled_fit = {k: _tile(x_fit, *k) for k in keys}
     index = [keys.index((s["seg"], s["offset"])) for s in full]
+
+    def tiled(x):
+        """Per program, the series tiled with its (seg, offset): one array per distinct tiling."""
+        by_key = {k: _tile(np.asarray(x, np.float32), *k) for k in keys}
+        return [by_key[keys[i]] for i in index]
+
+    tiled_fit = tiled(x_fit)
     if has_val:
-        x_val, y_val = np.asarray(data_val[0], np.float32), np.asarray(data_val[1]).astype(np.int32)
-        tiled_val = {k: _tile(x_val, *k) for k in keys}
+        y_val = np.asarray(data_val[1]).astype(np.int32)
+        tiled_val = tiled(data_val[0])
     P, n = len(full), len(y_fit)
-    history = [{"loss": [], "ce": [], "val_ce": [], "val_accuracy": []} for _ in range(P)]
+    history = [{"loss": [], "accuracy": [], "ce": [], "val_loss": [], "val_accuracy": [], "val_ce": []} for _ in range(P)]
     best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
     started, seen = time.time(), 0
     for epoch in range(epochs):
         orders = [np.random.default_rng([s["seed"], epoch]).permutation(n) for s in full]
-        loss_sum, ce_sum = np.zeros(P), np.zeros(P)
+        loss_sum, ce_sum, hits = np.zeros(P), np.zeros(P), np.zeros(P)
         for start in range(0, n, batch_size):
             rows = [order[start:start + batch_size] for order in orders]
-            xb = np.stack([tiled_fit[keys[index[p]]][rows[p]] for p in range(P)])
+            xb = np.stack([tiled_fit[p][rows[p]] for p in range(P)])
             yb = np.stack([y_fit[rows[p]] for p in range(P)])
-            loss, ce = stack.train_step(tf.constant(xb), tf.constant(yb))
+            loss, ce, correct = stack.train_step(tf.constant(xb), tf.constant(yb))
             loss_sum += loss.numpy() * len(rows[0])
             ce_sum += ce.numpy() * len(rows[0])
+            hits += correct.numpy()
             seen += P * len(rows[0])
         theta_now = stack.theta.numpy()
+        if has_val:
+            ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
+            loss_val = ce_val + stack.penalty()
         for p in range(P):
             history[p]["loss"].append(float(loss_sum[p] / n))
-        if has_val:
-            ce_val, acc_val = np.zeros(P), np.zeros(P)
-            for start in range(0, len(y_val), eval_batch):
-                xb = np.stack([tiled_val[keys[index[p]]][start:start + eval_batch] for p in range(P)])
-                yb = np.repeat(y_val[None, start:start + eval_batch], P, 0)
-                ce, correct = stack.evaluate_batch(tf.constant(xb), tf.constant(yb))
-                ce_val += ce.numpy() * len(yb[0])
-                acc_val += correct.numpy()
-            ce_val, acc_val = ce_val / len(y_val), acc_val / len(y_val)
-        for p in range(P):
+            history[p]["accuracy"].append(float(hits[p] / n))
             history[p]["ce"].append(float(ce_sum[p] / n))
             if has_val:
-                history[p]["val_ce"].append(float(ce_val[p]))
+                history[p]["val_loss"].append(float(loss_val[p]))
                 history[p]["val_accuracy"].append(float(acc_val[p]))
+                history[p]["val_ce"].append(float(ce_val[p]))
                 if best[p]["value"] is None or ce_val[p] < best[p]["value"]:
                     best[p] = {"epoch": epoch, "value": float(ce_val[p]), "theta": theta_now[p].copy()}
         if verbose:
@@ -226,10 +257,19 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
             print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
     rate = seen / max(time.time() - started, 1e-9)
     theta_last = stack.theta.numpy()
-    results = []
-    for p, s in enumerate(full):
-        chosen = best[p] if best[p]["epoch"] is not None else {"epoch": epochs - 1, "value": None, "theta": theta_last[p]}
-        results.append({"setting": s, "history": history[p], "best_epoch": chosen["epoch"] + 1,
-                        "best_val_ce": chosen["value"], "theta": chosen["theta"], "theta_last": theta_last[p].copy(),
-                        "samples_per_s": round(rate, 1)})
-    return results
+    chosen = [best[p] if best[p]["epoch"] is not None else {"epoch": epochs - 1, "value": None, "theta": theta_last[p]}
+              for p in range(P)]
+    stack.theta.assign(np.stack([c["theta"] for c in chosen]))
+    metrics = [{} for _ in range(P)]
+    if has_val:
+        for p, c in enumerate(chosen):
+            h, e = history[p], c["epoch"]
+            metrics[p]["validation"] = {"loss": h["val_loss"][e], "accuracy": h["val_accuracy"][e], "ce": h["val_ce"][e]}
+    penalty = stack.penalty()
+    for name, (x, y) in (evaluate_on or {}).items():
+        ce, accuracy = stack.evaluate(tiled(x), np.asarray(y).astype(np.int32), eval_batch)
+        for p in range(P):
+            metrics[p][name] = {"loss": float(ce[p] + penalty[p]), "accuracy": float(accuracy[p]), "ce": float(ce[p])}
+    return [{"setting": s, "history": history[p], "best_epoch": chosen[p]["epoch"] + 1,
+             "best_val_ce": chosen[p]["value"], "theta": chosen[p]["theta"], "theta_last": theta_last[p].copy(),
+             "metrics": metrics[p], "samples_per_s": round(rate, 1)} for p, s in enumerate(full)]

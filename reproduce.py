@@ -1,19 +1,24 @@
-"""Reproduce the paper's Table 2: sweep V2S over datasets × AMs × settings × seeds, then tabulate.
+"""Reproduce the paper's Table 2 (and Table 3): sweep V2S over datasets × AMs × settings × seeds, then tabulate.
 
     python reproduce.py --table 2 --grid small --seeds 3 --eps 100 --nets 0
     python reproduce.py --table 2 --datasets ECG200,Wine --grid paper --jobs 2
+    python reproduce.py --table 2 --datasets Coffee --tfa --backend ray
+    python reproduce.py --table 3                      # source loss and SWD from the Table-2 runs
 
-Every (dataset, net, dropout, segments, seed) run writes its own record (the same JSON as v2s_main.py)
-under `<out>/runs/`; re-running skips finished runs, so an interrupted sweep resumes, and a run that
-crashes is recorded as `<run>.error.json` while the sweep goes on. Both protocols are computed from
-the same runs:
+Every (dataset, net, dropout, segments, seed[, fold]) run writes its own record (the same JSON as
+v2s_main.py) under `<out>/runs/`; re-running skips finished runs, so an interrupted sweep resumes, and a
+run that crashes is recorded as `<run>.error.json` while the sweep goes on. V2S runs that share a
+dataset, AM, seed and validation split are trained together, `--programs` at a time, as one stack of
+programs (`multi_program.train_programs`: exactly independent runs, one frozen-AM call per step).
+Both protocols are computed from the same runs:
 
 - honest (default): per seed, the setting with the lowest validation cross-entropy (the validation
-  split is carved from TRAIN); its TEST accuracy; mean ± std over seeds.
+  split is carved from TRAIN: 20 % stratified, or k folds with `--folds k`); its TEST accuracy
+  (with folds: the mean over the k fold models); mean ± std over seeds.
 - paper: per seed, the best TEST accuracy over the settings, as the paper's tables report it
   (optimistic: the setting is chosen on TEST).
 
-The last line printed is `table=<path of table2.md>`.
+The last line printed is `table=<path of table2.md>` (or table3.md).
 """
 
 from __future__ import annotations
@@ -36,11 +41,18 @@ GRIDS = {
     "small": {"dr": [0, 4], "seg": [1, 10]},
 }
 NET_NAMES = {"0": "V2Sa", "3": "V2Su"}
+TFA_COLUMN = "ours TFa"
+MINIROCKET_COLUMN = "MiniRocket"
+SWD_TARGET_SERIES = 1000  # TRAIN series (seeded sample) whose logits are compared with the speech sample's
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One V2S run of the sweep."""
+    """One run of the sweep: a V2S program (mod "1") or the TFa baseline (mod "tfa", no dropout/segments).
+
+    fold: None for the single stratified validation split (`--val-split` 20 %), else the validation
+    fold 0..folds-1 of a stratified `folds`-fold split of TRAIN.
+    """
 
     dataset: str
     net: str
@@ -49,16 +61,28 @@ class RunSpec:
     seed: int
     eps: int
     data_dir: str | None
+    mod: str = "1"
+    fold: int | None = None
+    folds: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.dataset}_net{self.net}_dr{self.dr}_seg{self.seg}_seed{self.seed}_eps{self.eps}"
+        fold = f"_fold{self.fold}of{self.folds}" if self.fold is not None else ""
+        if self.mod == "tfa":
+            return f"{self.dataset}_net{self.net}_tfa_seed{self.seed}_eps{self.eps}{fold}"
+        return f"{self.dataset}_net{self.net}_dr{self.dr}_seg{self.seg}_seed{self.seed}_eps{self.eps}{fold}"
+
+    @property
+    def group(self) -> tuple:
+        """Runs with the same group share their data split and can be trained as one program stack."""
+        return (self.dataset, self.net, self.mod, self.seed, self.fold, self.folds, self.eps, self.data_dir)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--table", type=int, default=2, choices=[2], help="which of the paper's tables")
+    parser.add_argument("--table", type=int, default=2, choices=[2, 3],
+                        help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out")
     parser.add_argument("--datasets", default="all",
                         help="comma-separated Table-2 names or UCR names, or 'all' (the 30 of Table 2)")
     parser.add_argument("--nets", default="0", help="comma-separated source AMs: 0 V2Sa, 3 V2Su")
@@ -68,8 +92,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="paper: dropout {0,.1,.2,.3,.4} x segments 1..10; small: dropout {0,.4} x segments {1,10}")
     parser.add_argument("--protocol", default="honest", choices=["honest", "paper"],
                         help="which protocol leads the printed table (both are always computed and written)")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="k >= 2: choose the setting on k-fold cross-validation of TRAIN (k runs per setting "
+                             "and seed); 0: one stratified 20%% validation split")
+    parser.add_argument("--tfa", action="store_true",
+                        help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed")
+    parser.add_argument("--minirocket", action=argparse.BooleanOptionalAction, default=True,
+                        help="MiniRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
+    parser.add_argument("--programs", type=int, default=4,
+                        help="programs trained at once per stack (runs of one dataset, AM and seed); 1 = one at a time")
     parser.add_argument("--data-dir", default=None, help="UCR folder (default $V2S_DATA_DIR or Datasets/)")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes (each gets cores/jobs threads)")
+    parser.add_argument("--backend", default="local", choices=["local", "ray"],
+                        help="local: this process or --jobs processes; ray: each stack of runs is a Ray task")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local Ray "
+                             "with --jobs CPUs. Every node must see --out (the single source of truth) and the data")
     parser.add_argument("--out", default=str(utils.PROJECT_DIR / "results" / "table2"), help="output folder")
     return parser.parse_args(argv)
 
@@ -94,14 +132,17 @@ def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[t
     for row in rows:
         try:
             data = ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False)
-            chosen.append({**row, "length": data.length})
+            chosen.append({**row, "length": data.length, "n_train": len(data.y_train)})
         except V2SError as err:
             skipped.append((row["ucr_name"], str(err)))
     return chosen, skipped
 
 
-def plan_runs(rows: list[dict], nets: list[str], grid: str, seeds: int, eps: int, data_dir) -> list[RunSpec]:
-    """Every (dataset, net, dropout, segments, seed) run of the grid whose segments fit the window.
+def plan_runs(rows: list[dict], nets: list[str], grid: str, seeds: int, eps: int, data_dir,
+              folds: int = 0, tfa: bool = False) -> list[RunSpec]:
+    """Every (dataset, net, dropout, segments, seed, fold) run of the grid whose segments fit the window,
+    plus one TFa run per (dataset, seed, fold) with `tfa`. Datasets come cheapest first (TRAIN size
+    × epochs), so the table fills row by row.
 
     Segment counts too large for a series (e.g. 10 copies of HandOutlines' 2709 samples) are left
     out of the plan and printed.
@@ -109,76 +150,276 @@ def plan_runs(rows: list[dict], nets: list[str], grid: str, seeds: int, eps: int
     import training
 
     offset = training.V2SConfig.offset
+    fold_ids = list(range(folds)) if folds else [None]
     specs = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r.get("n_train", 0), r["ucr_name"])):
         fits = [seg for seg in GRIDS[grid]["seg"] if seg <= (utils.WAVE_LEN - offset) // row["length"]]
         if len(fits) < len(GRIDS[grid]["seg"]):
             print(f"{row['ucr_name']}: segments {sorted(set(GRIDS[grid]['seg']) - set(fits))} do not fit "
                   f"{row['length']}-sample series in the window; left out")
-        specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir)
-                  for net in nets for dr in GRIDS[grid]["dr"] for seg in fits for seed in range(seeds)]
+        for seed in range(seeds):
+            for fold in fold_ids:
+                specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, fold=fold, folds=folds)
+                          for net in nets for dr in GRIDS[grid]["dr"] for seg in fits]
+                if tfa:
+                    specs.append(RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", fold=fold, folds=folds))
     return specs
 
 
+def group_runs(specs: list[RunSpec], programs: int) -> list[list[RunSpec]]:
+    """Stacks to train: V2S runs of one group, at most `programs` per stack; a TFa run alone. Plan order kept."""
+    groups: dict = {}
+    for spec in specs:
+        groups.setdefault(spec.group, []).append(spec)
+    stacks = []
+    for members in groups.values():
+        size = 1 if members[0].mod == "tfa" else max(1, programs)
+        stacks += [members[i:i + size] for i in range(0, len(members), size)]
+    return stacks
+
+
+def config_for(spec: RunSpec, out: str):
+    """The `training.V2SConfig` of a run: the paper's random many-to-one map, records under `<out>/runs`."""
+    import training
+
+    return training.V2SConfig(dataset=spec.dataset, data_dir=spec.data_dir, eps=spec.eps, net=spec.net,
+                              mod=spec.mod, dr=spec.dr, seg=spec.seg, seed=spec.seed, map_type="random",
+                              results_dir=str(Path(out) / "runs"), weight_dir=str(Path(out) / "weights"),
+                              run_name=spec.name, plot=False, verbose=0, save_weights=spec.mod == "tfa",
+                              fold=spec.fold, folds=spec.folds)
+
+
+def _failure(spec: RunSpec, out: str, err: Exception, seconds: float) -> dict:
+    """Record a crashed run as `<run>.error.json`; the summary line for the sweep."""
+    message = f"{type(err).__name__}: {err}"
+    utils.atomic_write_json(Path(out) / "runs" / f"{spec.name}.error.json",
+                            {"run": spec.name, "spec": asdict(spec), "error": message})
+    return {"run": spec.name, "ok": False, "error": message.splitlines()[0], "seconds": seconds}
+
+
 def run_one(spec: RunSpec, out: str) -> dict:
-    """Train one run in this process; on failure write `<run>.error.json`. Returns a short summary."""
-    runs = Path(out) / "runs"
+    """Train one run alone through `training.run` (TFa, or a V2S run with --programs 1); on failure
+    write `<run>.error.json`. Returns a short summary."""
     started = time.time()
     try:
         import training
 
-        config = training.V2SConfig(dataset=spec.dataset, data_dir=spec.data_dir, eps=spec.eps, net=spec.net,
-                                    dr=spec.dr, seg=spec.seg, seed=spec.seed, map_type="random",
-                                    results_dir=str(runs), weight_dir=str(Path(out) / "weights"),
-                                    run_name=spec.name, plot=False, verbose=0, save_weights=False)
-        record = training.run(config)
+        record = training.run(config_for(spec, out))
         return {"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"],
                 "seconds": time.time() - started}
     except Exception as err:  # recorded, and the sweep goes on
-        utils.atomic_write_json(runs / f"{spec.name}.error.json",
-                                {"run": spec.name, "spec": asdict(spec), "error": f"{type(err).__name__}: {err}"})
-        return {"run": spec.name, "ok": False, "error": f"{type(err).__name__}: {err}".splitlines()[0],
-                "seconds": time.time() - started}
+        return _failure(spec, out, err, time.time() - started)
 
 
-def _run_in_worker(args):
-    spec, out, threads = args
+_AM_CACHE: dict = {}
+
+
+def _source_am(net: str):
+    """The frozen source AM of `net`, loaded once per process."""
+    if net not in _AM_CACHE:
+        import speech_models
+
+        am, info = speech_models.load_am(net)
+        am.trainable = False
+        _AM_CACHE[net] = (am, info)
+    return _AM_CACHE[net]
+
+
+def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
+    """Train V2S runs of one group together (`multi_program.train_programs`) and write one record per run.
+
+    Each record is the one `training.run` writes (config, dataset, label map, AM, history, epoch
+    choice, metrics, wall time), with `trained_with` naming the stack; the stack's wall time is
+    shared equally among its runs. Also records the sliced Wasserstein distance between the AM's
+    logits on source speech and on the reprogrammed TRAIN series at the chosen program (`swd`, for
+    Table 3). A crash marks every run of the stack as failed.
+    """
+    if len(specs) == 1 or specs[0].mod == "tfa":
+        return [run_one(spec, out) for spec in specs]
+    started = time.time()
+    try:
+        records = _train_stack(specs, out, started)
+    except Exception as err:  # recorded, and the sweep goes on
+        seconds = (time.time() - started) / len(specs)
+        return [_failure(spec, out, err, seconds) for spec in specs]
+    return [{"run": r["run"], "ok": True, "test_accuracy": r["metrics"]["test"]["accuracy"],
+             "seconds": r["wall_time_s"]["total"]} for r in records]
+
+
+def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
+    import dataclasses
+
+    import multi_program
+    import training
+    import ts_dataloader
+    import ts_model
+
+    first = specs[0]
+    tf = utils.setup_tensorflow(seed=first.seed)
+    data = ts_dataloader.load_dataset(first.dataset, first.data_dir, download=False)
+    configs = [config_for(spec, out) for spec in specs]
+    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, configs[0].val_split,
+                                                                first.seed, configs[0].fold, configs[0].folds)
+    am, am_info = _source_am(first.net)
+    mapping = ts_model.N_SOURCE // data.n_classes
+    groups = ts_model.label_mapping(data.n_classes, mapping, "random", first.seed)
+    settings = [{"seed": c.seed, "dropout": c.dropout, "seg": c.seg, "offset": c.offset, "groups": groups, "l2": c.l2}
+                for c in configs]
+    fit_started = time.time()
+    results = multi_program.train_programs(
+        am, (x_fit, y_fit), (x_val, y_val), settings, epochs=first.eps, batch_size=configs[0].batch_size,
+        lr=configs[0].lr, lr_decay=configs[0].lr_decay, l2=configs[0].l2, seed=first.seed,
+        evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)})  # the one use of TEST
+    fit_seconds = time.time() - fit_started
+    swd = stack_swd(am, data.x_train, [r["theta"] for r in results], settings, first.seed)
+    majority = np.bincount(data.y_train).argmax()
+    share = (time.time() - started) / len(specs)
+    records = []
+    for spec, config, result, distance in zip(specs, configs, results, swd):
+        metrics = {key: result["metrics"][key] for key in ("train", "validation", "test") if key in result["metrics"]}
+        metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
+        if distance is not None:
+            metrics["swd"] = distance
+        record = {
+            "run": spec.name,
+            "config": {**dataclasses.asdict(config), "dropout": config.dropout, "mapping": mapping},
+            "command": sys.argv,
+            "dataset": data.describe(),
+            "n_fit": len(y_fit),
+            "n_validation": len(y_val),
+            "label_mapping": {"type": "random", "per_class": mapping, "groups": groups,
+                              "groups_named": [[training._source_name(s) for s in g] for g in groups]},
+            "am": dataclasses.asdict(am_info),
+            "trainable_params": utils.WAVE_LEN,
+            "history": result["history"],
+            "selection": ({"criterion": "lowest validation loss (cross-entropy)", "epoch": result["best_epoch"],
+                           "value": result["best_val_ce"]} if result["best_val_ce"] is not None
+                          else {"criterion": "last epoch (no validation split)", "epoch": spec.eps}),
+            "metrics": metrics,
+            "weights": None,
+            "trained_with": {"path": "multi_program.train_programs", "programs_in_stack": len(specs),
+                             "stack": [s.name for s in specs], "tf_version": tf.__version__},
+            "wall_time_s": {"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
+                            "stack_total": round(share * len(specs), 2)},
+            "samples_per_s": result["samples_per_s"],
+            "versions": utils.versions(),
+        }
+        utils.atomic_write_json(Path(out) / "runs" / f"{spec.name}.json", record)
+        records.append(record)
+    return records
+
+
+def stack_swd(am, x_train, thetas, settings, seed: int) -> list[dict | None]:
+    """Per program: the sliced Wasserstein-2 distance (1,000 seeded projections) between the AM's logits on
+    a seeded sample of 400 source speech clips and on up to 1,000 TRAIN series tiled as the program's
+    setting + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
+    None per program when no speech folder is found (`cam_v2s.default_speech_dir`)."""
+    import cam_v2s
+    import swd_table
+    import ts_model
+
+    folder = cam_v2s.default_speech_dir()
+    if folder is None:
+        return [None] * len(thetas)
+    waves, labels = cam_v2s.speech_sample(folder, 400, seed)
+    source = cam_v2s.am_logits(am, waves)
+    exp = np.exp(source - source.max(axis=1, keepdims=True))
+    loss, accuracy = swd_table.source_loss(exp / exp.sum(axis=1, keepdims=True), labels)
+    x = x_train
+    if len(x) > SWD_TARGET_SERIES:
+        x = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:SWD_TARGET_SERIES])]
+    out = []
+    for theta, setting in zip(thetas, settings):
+        target = cam_v2s.am_logits(am, ts_model.tile_segments(x, setting["seg"], setting["offset"]) + theta[None, :])
+        out.append({"value": utils.sliced_wasserstein_distance(source, target, 1000, seed), "source_loss": loss,
+                    "source_accuracy": accuracy, "n_source": len(labels), "n_target": len(x),
+                    "source": str(folder), "space": "AM logits (36)", "p": 2, "projections": 1000})
+    return out
+
+
+def _run_stack_in_worker(args):
+    specs, out, threads = args
     os.environ["V2S_THREADS"] = str(threads)
-    utils.setup_tensorflow(seed=spec.seed)
-    return run_one(spec, out)
+    utils.setup_tensorflow(seed=specs[0].seed)
+    return run_stack(specs, out)
 
 
-def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_one) -> list[dict]:
-    """Run the specs that have no record yet (finished and failed runs are both skipped).
+def pending_runs(specs: list[RunSpec], out: str) -> list[RunSpec]:
+    """The specs with neither a record nor an error record under `<out>/runs/`."""
+    runs = Path(out) / "runs"
+    return [s for s in specs if not (runs / f"{s.name}.json").exists() and not (runs / f"{s.name}.error.json").exists()]
 
-    Prints one line per finished run and keeps an overall progress bar with the time left.
+
+def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, programs: int = 4,
+            backend: str = "local", ray_address: str | None = None) -> list[dict]:
+    """Run the specs that have no record yet (finished and failed runs are both skipped), stack by stack.
+
+    `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
+    one line per finished run and keeps an overall progress bar with the time left.
     """
     from tqdm import tqdm
 
-    runs = Path(out) / "runs"
-    pending = [s for s in specs if not (runs / f"{s.name}.json").exists() and not (runs / f"{s.name}.error.json").exists()]
-    print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run")
+    pending = pending_runs(specs, out)
+    stacks = group_runs(pending, programs)
+    print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
+          f"in {len(stacks)} stacks", flush=True)
+    (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
     results = []
     bar = tqdm(total=len(pending), unit="run", dynamic_ncols=True)
 
-    def report(spec, result):
-        status = f"test_acc {result['test_accuracy']:.4f}" if result["ok"] else f"FAILED {result['error']}"
-        bar.write(f"{spec.dataset} net{spec.net} dr{spec.dr} seg{spec.seg} seed{spec.seed}: {status} ({result['seconds']:.0f}s)")
-        bar.update(1)
-        results.append(result)
+    def report(stack, summaries):
+        for spec, result in zip(stack, summaries):
+            status = f"test_acc {result['test_accuracy']:.4f}" if result["ok"] else f"FAILED {result['error']}"
+            setting = "tfa" if spec.mod == "tfa" else f"dr{spec.dr} seg{spec.seg}"
+            fold = f" fold{spec.fold}" if spec.fold is not None else ""
+            bar.write(f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)")
+            bar.update(1)
+            results.append(result)
 
-    if jobs <= 1:
-        for spec in pending:
-            report(spec, run_fn(spec, out))
+    if not stacks:
+        pass
+    elif backend == "ray":
+        _execute_ray(stacks, out, jobs, ray_address, run_fn, report)
+    elif jobs <= 1:
+        for stack in stacks:
+            report(stack, run_fn(stack, out))
     else:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for spec, result in zip(pending, pool.map(_run_in_worker, [(s, out, threads) for s in pending])):
-                report(spec, result)
+            futures = {pool.submit(_run_stack_in_worker, (stack, out, threads)): stack for stack in stacks}
+            for future in as_completed(futures):
+                report(futures[future], future.result())
     bar.close()
     return results
+
+
+def _execute_ray(stacks, out, jobs, address, run_fn, report) -> None:
+    """Each stack is one Ray task (1 CPU; results written by the task into `out`, the single source of truth)."""
+    try:
+        import ray
+    except ImportError:
+        raise V2SError("--backend ray needs Ray: pip install -r requirements-extras.txt") from None
+    env = {"PYTHONPATH": os.pathsep.join([str(utils.PROJECT_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "V2S_THREADS": "1"}
+    for key in ("V2S_AM_DIR", "V2S_SPEECH_DIR", "V2S_DATA_DIR", "V2S_OFFLINE", "TF_ENABLE_ONEDNN_OPTS"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = {"address": address} if address else {"num_cpus": jobs, "include_dashboard": False}
+        ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **options)
+    try:
+        task = ray.remote(num_cpus=1)(run_fn)
+        waiting = {task.remote(stack, str(Path(out).resolve())): stack for stack in stacks}
+        while waiting:
+            done, _ = ray.wait(list(waiting), num_returns=1)
+            for ref in done:
+                report(waiting.pop(ref), ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def load_records(out: str) -> list[dict]:
@@ -187,29 +428,72 @@ def load_records(out: str) -> list[dict]:
             if not p.name.endswith(".error.json")]
 
 
-def protocol_scores(records: list[dict]) -> dict:
-    """Per (dataset, net): test accuracies per seed under both protocols.
+def column_key(record: dict) -> str:
+    """The table column a run belongs to: the net ("0", "3") or "tfa"."""
+    cfg = record["config"]
+    return "tfa" if str(cfg.get("mod")) == "tfa" else str(cfg["net"])
 
-    honest: per seed, the setting with the lowest validation cross-entropy, its test accuracy.
-    paper: per seed, the highest test accuracy over the settings.
-    Returns {(dataset, net): {"honest": [...], "paper": [...], "runs": n, "seconds": s}}.
+
+def protocol_scores(records: list[dict]) -> dict:
+    """Per (dataset, column): test accuracies per seed under both protocols.
+
+    A setting's score is the mean over its folds (one "fold" without --folds). honest: per seed, the
+    setting with the lowest (fold-mean) validation cross-entropy, its (fold-mean) test accuracy. paper:
+    per seed, the highest (fold-mean) test accuracy over the settings.
+    Returns {(dataset, column): {"honest": [...], "paper": [...], "settings": [...], "runs": n, "seconds": s}},
+    "settings" being the honest choice per seed.
     """
     groups: dict = {}
     for rec in records:
         cfg = rec["config"]
-        key = (rec["dataset"]["name"], str(cfg["net"]))
-        groups.setdefault(key, {}).setdefault(cfg["seed"], []).append(rec)
+        key = (rec["dataset"]["name"], column_key(rec))
+        groups.setdefault(key, {}).setdefault(cfg["seed"], {}).setdefault((cfg["dr"], cfg["seg"]), []).append(rec)
     scores = {}
     for key, by_seed in groups.items():
-        honest, paper, seconds, n = [], [], 0.0, 0
+        honest, paper, chosen_settings, seconds, n = [], [], [], 0.0, 0
         for seed in sorted(by_seed):
-            runs = by_seed[seed]
-            n += len(runs)
-            seconds += sum(r["wall_time_s"]["total"] for r in runs)
-            chosen = min(runs, key=lambda r: (r["metrics"].get("validation", {}).get("ce", np.inf), r["run"]))
-            honest.append(chosen["metrics"]["test"]["accuracy"])
-            paper.append(max(r["metrics"]["test"]["accuracy"] for r in runs))
-        scores[key] = {"honest": honest, "paper": paper, "runs": n, "seconds": seconds}
+            summary = {}
+            for setting, runs in sorted(by_seed[seed].items()):
+                n += len(runs)
+                seconds += sum(r["wall_time_s"]["total"] for r in runs)
+                summary[setting] = (float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in runs])),
+                                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in runs])))
+            choice = min(summary, key=lambda s: (summary[s][0], s))
+            honest.append(summary[choice][1])
+            chosen_settings.append({"dr": choice[0], "seg": choice[1]})
+            paper.append(max(test for _, test in summary.values()))
+        scores[key] = {"honest": honest, "paper": paper, "settings": chosen_settings, "runs": n, "seconds": seconds}
+    return scores
+
+
+def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir) -> dict:
+    """MiniRocket's test accuracy per (dataset, "minirocket"): {"values": [...] per seed, "seconds": s}.
+
+    Each (dataset, seed) result is kept in `<out>/baselines/` and reused, like the runs. Without aeon
+    installed, prints why and returns {}.
+    """
+    import baselines
+    import ts_dataloader
+
+    folder = Path(out) / "baselines"
+    scores = {}
+    for row in rows:
+        values, seconds = [], 0.0
+        for seed in range(seeds):
+            path = folder / f"{row['ucr_name']}_minirocket_seed{seed}.json"
+            if not path.exists():
+                try:
+                    result = baselines.minirocket(ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False), seed)
+                except V2SError as err:
+                    print(f"MiniRocket column left out: {err}")
+                    return scores
+                utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
+                print(f"{row['ucr_name']} MiniRocket seed{seed}: test_acc {result['accuracy']:.4f} "
+                      f"({result['fit_seconds']:.0f}s)", flush=True)
+            result = json.loads(path.read_text())
+            values.append(result["accuracy"])
+            seconds += result["fit_seconds"]
+        scores[(row["ucr_name"], "minirocket")] = {"values": values, "seconds": seconds}
     return scores
 
 
@@ -226,73 +510,105 @@ def summary_stats(accuracies: list[float], n_classes: list[int], sota: list[floa
         "median": float(np.median(acc)),
         "mpce": float(np.mean(errors / np.asarray(n_classes, dtype=float)) * 100.0),
         "wins": int(np.sum(acc >= np.asarray(sota, dtype=float))),
+        "n": int(len(acc)),
     }
 
 
+def _put(line: dict, column: str, values) -> None:
+    values = np.asarray(values, dtype=float) * 100
+    line[column] = float(values.mean())
+    line[column + " std"] = float(values.std())
+
+
 def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> tuple[list[dict], dict]:
-    """Table-2 lines (percent) and the summary of every column over the datasets with results."""
+    """Table-2 lines (percent) and the summary of every column.
+
+    A dataset gets a line once every requested net has results; the TFa and MiniRocket columns are
+    filled where they have results. Each column's summary is over the lines where it has a value
+    (its `n` says how many), computed the same way for every column.
+    """
     lines = []
     for row in rows:
         line = {"dataset": row["ucr_name"], "classes": row["n_classes"], "SOTA": row["SOTA"],
                 "paper V2Sa": row["V2Sa"], "paper V2Su": row["V2Su"], "paper TFa": row["TFa"]}
-        seconds, complete = 0.0, True
+        if not all((row["ucr_name"], net) in scores for net in nets):
+            continue
+        seconds = 0.0
         for net in nets:
-            score = scores.get((row["ucr_name"], net))
+            score = scores[(row["ucr_name"], net)]
             for protocol in ("honest", "paper"):
-                column = f"ours {NET_NAMES.get(net, 'net' + net)} ({protocol})"
-                if score:
-                    values = np.asarray(score[protocol]) * 100
-                    line[column] = float(values.mean())
-                    line[column + " std"] = float(values.std())
-                else:
-                    complete = False
-            seconds += score["seconds"] if score else 0.0
+                _put(line, f"ours {NET_NAMES.get(net, 'net' + net)} ({protocol})", score[protocol])
+            seconds += score["seconds"]
+        if (row["ucr_name"], "tfa") in scores:
+            _put(line, TFA_COLUMN, scores[(row["ucr_name"], "tfa")]["honest"])
+            seconds += scores[(row["ucr_name"], "tfa")]["seconds"]
+        if (row["ucr_name"], "minirocket") in scores:
+            _put(line, MINIROCKET_COLUMN, scores[(row["ucr_name"], "minirocket")]["values"])
         line["wall time s"] = round(seconds, 1)
-        if complete:
-            lines.append(line)
-    columns = [c for c in (lines[0] if lines else {}) if c not in ("dataset", "classes", "wall time s") and not c.endswith(" std")]
-    summary = {c: summary_stats([l[c] for l in lines], [l["classes"] for l in lines], [l["SOTA"] for l in lines])
-               for c in columns} if lines else {}
+        lines.append(line)
+    columns = value_columns(lines)
+    summary = {}
+    for c in columns:
+        have = [l for l in lines if c in l]
+        summary[c] = summary_stats([l[c] for l in have], [l["classes"] for l in have], [l["SOTA"] for l in have])
     return lines, summary
 
 
-def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str) -> Path:
+def value_columns(lines: list[dict]) -> list[str]:
+    """The accuracy columns present in any line, in a fixed order."""
+    order = ["SOTA", "paper V2Sa", "paper V2Su", "paper TFa"]
+    seen = {c for l in lines for c in l if not c.endswith(" std")} - {"dataset", "classes", "wall time s"}
+    ours = sorted(c for c in seen if c.startswith("ours ") and c != TFA_COLUMN)
+    return [c for c in order if c in seen] + ours + [c for c in (TFA_COLUMN, MINIROCKET_COLUMN) if c in seen]
+
+
+def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str,
+                  notes: list[str] = ()) -> Path:
     """table2.csv, table2.md and a scatter of ours vs the paper (PNG)."""
     import csv
     import io
 
-    columns = list(lines[0]) if lines else ["dataset"]
+    values = value_columns(lines)
+    shown = ["dataset", "classes"] + values + (["wall time s"] if lines else [])
+    fields = ["dataset", "classes"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)] + ["wall time s"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
     writer.writeheader()
     writer.writerows(lines)
     utils.atomic_write_bytes(out / "table2.csv", buffer.getvalue().encode())
 
-    shown = [c for c in columns if not c.endswith(" std")]
     md = [f"# Table 2, reproduced ({lead} protocol leads; both shown)", "", f"Command: `{command}`", ""]
     md.append("| " + " | ".join(shown) + " |")
     md.append("|" + "---|" * len(shown))
     for line in lines:
         cells = []
         for c in shown:
-            value = line[c]
-            if isinstance(value, float) and c + " std" in line:
+            value = line.get(c)
+            if value is None:
+                cells.append("–")
+            elif isinstance(value, float) and c + " std" in line:
                 cells.append(f"{value:.2f} ± {line[c + ' std']:.2f}")
             elif isinstance(value, float):
                 cells.append(f"{value:.2f}")
             else:
                 cells.append(str(value))
         md.append("| " + " | ".join(cells) + " |")
-    for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"), ("wins", "Wins vs SOTA")):
-        cells = [label, ""] + [_stat_cell(summary.get(c), stat) for c in shown[2:]]
+    for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
+                        ("wins", "Wins vs SOTA"), ("n", "Datasets")):
+        cells = [label, ""] + [_stat_cell(summary.get(c), stat) for c in values] + ([""] if lines else [])
         md.append("| " + " | ".join(cells) + " |")
-    md += ["", f"Summary rows over the {len(lines)} datasets with results, computed the same way for every column "
-           "(MPCE: mean over datasets of error rate / classes, in percent; the paper's printed MPCE cannot be "
-           "recomputed from its own rows).",
-           "honest: setting chosen per seed on validation cross-entropy (20 % of TRAIN); paper: best TEST accuracy "
-           "over the settings per seed, as the paper reports (optimistic). Epochs are chosen on validation in both. "
-           "The paper is ambiguous on how its '10-fold' model selection and 'average of 10 runs' combine with "
-           "'best over dropout × segments'; we report mean ± std over seeds of each protocol."]
+    total = sum(l["wall time s"] for l in lines)
+    md += ["", f"Summary rows: each column over the datasets where it has a value (row 'Datasets'), computed the same "
+           "way for every column (MPCE: mean over datasets of error rate / classes, in percent; the paper's printed "
+           f"MPCE cannot be recomputed from its own rows). Wall time of the runs in the table: {total / 3600:.2f} h "
+           "(sum over runs, stacks shared equally; V2S and TFa runs).",
+           "honest: setting chosen per seed on validation cross-entropy (20 % of TRAIN, or the mean over k folds); "
+           "paper: best TEST accuracy over the settings per seed, as the paper reports (optimistic). Epochs are chosen "
+           "on validation in both. The paper is ambiguous on how its '10-fold' model selection and 'average of 10 runs' "
+           "combine with 'best over dropout × segments'; we report mean ± std over seeds of each protocol. "
+           "TFa: the AM fine-tuned with a dense head on zero-padded input, epoch chosen on validation; MiniRocket: "
+           "aeon, fit on TRAIN, scored on TEST, mean ± std over seeds."]
+    md += list(notes)
     if skipped:
         md += ["", "Skipped datasets (data not found):"] + [f"- {name}: {reason}" for name, reason in skipped]
     utils.atomic_write_bytes(out / "table2.md", ("\n".join(md) + "\n").encode())
@@ -304,7 +620,7 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
 def _stat_cell(stats: dict | None, stat: str) -> str:
     if stats is None:
         return ""
-    return str(stats[stat]) if stat == "wins" else f"{stats[stat]:.2f}"
+    return str(stats[stat]) if stat in ("wins", "n") else f"{stats[stat]:.2f}"
 
 
 def _scatter(lines: list[dict], path: Path) -> None:
@@ -313,42 +629,118 @@ def _scatter(lines: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for column, marker in (("ours V2Sa (honest)", "o"), ("ours V2Sa (paper)", "x"), ("ours V2Su (honest)", "s")):
-        if column in lines[0]:
-            paper_column = "paper V2Su" if "V2Su" in column else "paper V2Sa"
-            ax.scatter([l[paper_column] for l in lines], [l[column] for l in lines], marker=marker, label=column)
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    pairs = (("ours V2Sa (honest)", "paper V2Sa", "o"), ("ours V2Sa (paper)", "paper V2Sa", "x"),
+             ("ours V2Su (honest)", "paper V2Su", "s"), ("ours V2Su (paper)", "paper V2Su", "+"),
+             (TFA_COLUMN, "paper TFa", "^"))
+    for column, paper_column, marker in pairs:
+        have = [l for l in lines if column in l]
+        if have:
+            ax.scatter([l[paper_column] for l in have], [l[column] for l in have], marker=marker,
+                       label=f"{column} vs {paper_column}")
     ax.plot([0, 100], [0, 100], color="grey", linestyle=":")
     ax.set_xlabel("paper's accuracy (%)")
     ax.set_ylabel("our accuracy (%)")
-    ax.set_title("Table 2: ours vs the paper, per dataset", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"Table 2: ours vs the paper, {len(lines)} datasets", fontsize=10)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
+def table3(records: list[dict], out: Path, command: str) -> Path:
+    """Source loss and mean/median SWD per AM over the datasets, beside the paper's Table 3.
+
+    Per (dataset, AM) the SWD of the honest choice of each seed (recorded by the sweep at the chosen
+    program), averaged over seeds; then mean and median over datasets. Writes table3.md and table3.csv.
+    """
+    import paper_tables
+
+    scores = protocol_scores(records)
+    by_run = {(r["dataset"]["name"], column_key(r), r["config"]["seed"], r["config"]["dr"], r["config"]["seg"]): r
+              for r in records if r["config"].get("fold") in (None, 0)}
+    rows, per_dataset = [], {}
+    for (dataset, column), score in sorted(scores.items()):
+        if column not in NET_NAMES:
+            continue
+        values, losses = [], []
+        for seed, setting in enumerate(score["settings"]):
+            rec = by_run.get((dataset, column, seed, setting["dr"], setting["seg"]))
+            swd = rec and rec["metrics"].get("swd")
+            if swd:
+                values.append(swd["value"])
+                losses.append(swd["source_loss"])
+        if values:
+            per_dataset.setdefault(column, []).append((dataset, float(np.mean(values)), float(np.mean(losses))))
+    lines = ["# Table 3, reproduced: source loss and SWD of the Table-2 runs", "", f"Command: `{command}`", "",
+             "| model | source loss (ours) | mean SWD (ours) | median SWD (ours) | datasets | source loss (paper) | "
+             "mean SWD (paper) | median SWD (paper) |", "|---|---|---|---|---|---|---|---|"]
+    for column, items in sorted(per_dataset.items()):
+        name = NET_NAMES[column]
+        swds = [v for _, v, _ in items]
+        paper = paper_tables.TABLE3.get(name, {})
+        row = {"model": name, "source_loss": float(np.mean([l for _, _, l in items])), "mean_swd": float(np.mean(swds)),
+               "median_swd": float(np.median(swds)), "datasets": len(items)}
+        rows.append(row)
+        lines.append(f"| {name} | {row['source_loss']:.4f} | {row['mean_swd']:.3f} | {row['median_swd']:.3f} | "
+                     f"{len(items)} | {paper.get('source_loss', '–')} | {paper.get('mean_swd', '–')} | {paper.get('median_swd', '–')} |")
+    lines += ["", "Source loss: the AM's cross-entropy (nats) on a seeded sample of 400 Speech-Commands clips "
+              "(../shared/speech/gsc or $V2S_SPEECH_DIR; the paper used the GSCv2 validation set). SWD: sliced "
+              "Wasserstein-2 distance, 1,000 seeded projections, between the AM's logits on those clips and on up to "
+              "1,000 reprogrammed TRAIN series at the chosen program, for the setting chosen on validation per seed, "
+              "averaged over seeds, then mean/median over datasets. Our logit scale and source sample differ from the "
+              "paper's (not stated there), so compare the ordering of the AMs, not the values.", "",
+              "Per dataset (SWD, source loss):"]
+    for column, items in sorted(per_dataset.items()):
+        lines += [f"- {NET_NAMES[column]}: " + ", ".join(f"{d} {v:.3f}" for d, v, _ in items)]
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["model", "source_loss", "mean_swd", "median_swd", "datasets"])
+    writer.writeheader()
+    writer.writerows(rows)
+    utils.atomic_write_bytes(out / "table3.csv", buffer.getvalue().encode())
+    utils.atomic_write_bytes(out / "table3.md", ("\n".join(lines) + "\n").encode())
+    return out / "table3.md"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.seeds < 1 or args.eps < 1 or args.jobs < 1:
-        raise V2SError("--seeds, --eps and --jobs must be at least 1")
+    if args.seeds < 1 or args.eps < 1 or args.jobs < 1 or args.programs < 1:
+        raise V2SError("--seeds, --eps, --jobs and --programs must be at least 1")
+    if args.folds == 1 or args.folds < 0:
+        raise V2SError("--folds must be 0 (one 20% validation split) or at least 2")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     for net in nets:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
-    utils.setup_tensorflow()
     out = Path(args.out)
+    command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.table == 3:
+        records = load_records(str(out))
+        if not records:
+            raise V2SError(f"no run records under {out / 'runs'}: run --table 2 first (it records the SWD)")
+        table = table3(records, out, command)
+        print(table.read_text())
+        print(f"table={table}")
+        return 0
+    utils.setup_tensorflow()
     rows, skipped = select_datasets(args.datasets, args.data_dir)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
-    specs = plan_runs(rows, nets, args.grid, args.seeds, args.eps, args.data_dir)
-    execute(specs, str(out), args.jobs)
-    lines, summary = build_table(rows, protocol_scores(load_records(str(out))), nets, args.protocol)
-    command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    scores_extra = baseline_scores(rows, args.seeds, str(out), args.data_dir) if args.minirocket else {}
+    specs = plan_runs(rows, nets, args.grid, args.seeds, args.eps, args.data_dir, args.folds, args.tfa)
+    execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend, ray_address=args.ray_address)
+    records = [r for r in load_records(str(out)) if r["config"]["eps"] == args.eps
+               and int(r["config"].get("folds") or 0) == args.folds]
+    scores = {**protocol_scores(records), **scores_extra}
+    lines, summary = build_table(rows, scores, nets, args.protocol)
     table = write_outputs(lines, summary, skipped, out, args.protocol, command)
     for column, stats in summary.items():
-        print(f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  wins {stats['wins']}")
+        print(f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "
+              f"wins {stats['wins']}/{stats['n']}")
     print(f"table={table}")
     return 0
 

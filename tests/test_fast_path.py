@@ -181,15 +181,33 @@ def test_multi_program_equals_single_runs(original_v2sa):
 
 
 def test_train_programs_api(original_v2sa):
+    """Histories as Keras names them, the epoch chosen on validation cross-entropy, and the final scores
+    of `evaluate_on` equal to a plain V2S model holding the chosen program."""
+    import keras
+
     import multi_program
+    import ts_model
 
     am, _ = original_v2sa
-    series, y = _series(20, 500)
-    results = multi_program.train_programs(am, (series[:12], y[:12]), (series[12:], y[12:]),
-                                           [{"seed": 0}, {"seed": 1, "dropout": 0.2, "seg": 2}], epochs=2,
-                                           batch_size=8)
+    series, y = _series(28, 500)
+    settings = [{"seed": 0, "offset": 448}, {"seed": 1, "dropout": 0.2, "seg": 2}]
+    results = multi_program.train_programs(am, (series[:12], y[:12]), (series[12:20], y[12:20]), settings, epochs=2,
+                                           batch_size=8, evaluate_on={"test": (series[20:], y[20:])})
     assert len(results) == 2
     for result in results:
-        assert len(result["history"]["val_ce"]) == 2 and 1 <= result["best_epoch"] <= 2
+        history = result["history"]
+        assert set(history) == {"loss", "accuracy", "ce", "val_loss", "val_accuracy", "val_ce"}
+        assert all(len(v) == 2 for v in history.values()) and 1 <= result["best_epoch"] <= 2
         assert result["theta"].shape == (16000,) and np.isfinite(result["theta"]).all()
-        assert result["best_val_ce"] == min(result["history"]["val_ce"])
+        assert result["best_val_ce"] == min(history["val_ce"])
+        assert result["metrics"]["validation"]["ce"] == history["val_ce"][result["best_epoch"] - 1]
+        s = result["setting"]
+        plain = ts_model.build_v2s(am, 2, s["groups"], "1", s["dropout"], s["l2"])
+        plain.get_layer("art").theta.assign(result["theta"][:, None])
+        plain.compile(loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+        x_test = ts_model.tile_segments(series[20:], s["seg"], s["offset"])
+        loss, accuracy, ce = plain.evaluate(x_test, y[20:], verbose=0)
+        test = result["metrics"]["test"]
+        assert test["accuracy"] == pytest.approx(accuracy) and test["ce"] == pytest.approx(ce, rel=LOSS_RTOL * 10)
+        assert test["loss"] == pytest.approx(loss, rel=LOSS_RTOL * 10)

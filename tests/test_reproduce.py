@@ -14,22 +14,29 @@ import utils
 
 
 def fake_record(spec, val_ce, test_acc):
-    return {"run": spec.name, "config": {"net": spec.net, "seed": spec.seed, "dr": spec.dr, "seg": spec.seg},
+    return {"run": spec.name, "config": {"net": spec.net, "mod": spec.mod, "seed": spec.seed, "dr": spec.dr,
+                                         "seg": spec.seg, "fold": spec.fold, "folds": spec.folds},
             "dataset": {"name": spec.dataset}, "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
             "wall_time_s": {"total": 1.0}}
 
 
 def fake_runner(calls, fail=()):
-    """A stand-in for run_one: writes a record whose scores depend on the setting; fails for `fail` names."""
+    """A stand-in for run_stack: per spec of the stack, writes a record whose scores depend on the setting;
+    fails for `fail` names (as run_stack does: an error record, and the sweep goes on)."""
 
-    def run(spec, out):
-        calls.append(spec.name)
-        if spec.name in fail:
-            utils.atomic_write_json(f"{out}/runs/{spec.name}.error.json", {"run": spec.name, "error": "boom"})
-            return {"run": spec.name, "ok": False, "error": "boom", "seconds": 0.0}
-        record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5 + 0.01 * spec.seg)
-        utils.atomic_write_json(f"{out}/runs/{spec.name}.json", record)
-        return {"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"], "seconds": 0.0}
+    def run(stack, out):
+        summaries = []
+        for spec in stack:
+            calls.append(spec.name)
+            if spec.name in fail:
+                utils.atomic_write_json(f"{out}/runs/{spec.name}.error.json", {"run": spec.name, "error": "boom"})
+                summaries.append({"run": spec.name, "ok": False, "error": "boom", "seconds": 0.0})
+                continue
+            record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5 + 0.01 * spec.seg)
+            utils.atomic_write_json(f"{out}/runs/{spec.name}.json", record)
+            summaries.append({"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"],
+                              "seconds": 0.0})
+        return summaries
 
     return run
 
@@ -84,12 +91,83 @@ def test_protocols_pick_on_validation_or_on_test():
     assert scores["honest"] == [0.60] and scores["paper"] == [0.90] and scores["runs"] == 3
 
 
+def test_runs_of_one_dataset_net_and_seed_are_stacked_and_tfa_runs_alone():
+    specs = reproduce.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None, tfa=True)
+    stacks = reproduce.group_runs(specs, programs=4)
+    v2s = [s for s in stacks if s[0].mod == "1"]
+    assert sum(len(s) for s in stacks) == len(specs) == 2 * (5 * 10 + 1)
+    assert all(len(s) <= 4 and len({x.group for x in s}) == 1 for s in v2s)
+    assert len(v2s) == 2 * 13  # 50 settings per seed in stacks of 4, 4, ..., 2
+    assert [len(s) for s in stacks if s[0].mod == "tfa"] == [1, 1]
+
+
+def test_a_crashing_stack_records_every_run_and_the_sweep_goes_on(tmp_path):
+    specs = [reproduce.RunSpec("NoSuchData", "0", dr, 1, 0, 1, str(tmp_path)) for dr in (0, 4)]
+    results = reproduce.execute(specs, str(tmp_path))
+    assert [r["ok"] for r in results] == [False, False] and "NoSuchData" in results[0]["error"]
+    assert all((tmp_path / "runs" / f"{s.name}.error.json").exists() for s in specs)
+    assert reproduce.execute(specs, str(tmp_path)) == []  # recorded: not retried
+
+
+def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None, folds=2)
+    assert len(specs) == 4 * 2 and {s.fold for s in specs} == {0, 1}
+    by = {(s.dr, s.seg, s.fold): s for s in specs}
+    records = [  # setting (0, 1): best single fold on validation but worse mean; (4, 10): best mean
+        fake_record(by[(0, 1, 0)], val_ce=0.1, test_acc=0.60), fake_record(by[(0, 1, 1)], val_ce=0.9, test_acc=0.62),
+        fake_record(by[(4, 10, 0)], val_ce=0.3, test_acc=0.80), fake_record(by[(4, 10, 1)], val_ce=0.3, test_acc=0.70),
+    ]
+    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    assert scores["honest"] == [pytest.approx(0.75)] and scores["settings"] == [{"dr": 4, "seg": 10}]
+    assert scores["paper"] == [pytest.approx(0.75)] and scores["runs"] == 4
+
+
+def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
+    rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0} for n in ("A", "B")]
+    scores = {("A", "0"): {"honest": [0.8], "paper": [0.9], "runs": 4, "seconds": 4.0},
+              ("B", "0"): {"honest": [0.6], "paper": [0.7], "runs": 4, "seconds": 4.0},
+              ("A", "tfa"): {"honest": [0.5], "paper": [0.5], "runs": 1, "seconds": 2.0},
+              ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0}}
+    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    assert lines[0]["ours TFa"] == pytest.approx(50.0) and "ours TFa" not in lines[1]
+    assert lines[0]["MiniRocket"] == pytest.approx(95.0) and lines[0]["wall time s"] == 6.0
+    assert summary["ours TFa"]["n"] == 1 and summary["ours V2Sa (honest)"]["n"] == 2
+    assert summary["ours V2Sa (honest)"]["mean"] == pytest.approx(70.0)
+    text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
+    assert "| B | 2 |" in text and "–" in text and "| Datasets |" in text
+
+
+def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
+    specs = reproduce.plan_runs(ROWS + [{"ucr_name": "Toy2", "length": 100, "n_classes": 2}], ["0"], "small",
+                                seeds=1, eps=1, data_dir=None)
+    records = []
+    for spec in specs:  # the honest choice is (dr 4, seg 10): lowest val_ce; its SWD is 1 (Toy) or 3 (Toy2)
+        record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5)
+        swd = (1.0 if spec.dataset == "Toy" else 3.0) if (spec.dr, spec.seg) == (4, 10) else 100.0
+        record["metrics"]["swd"] = {"value": swd, "source_loss": 0.2}
+        records.append(record)
+    text = reproduce.table3(records, tmp_path, "cmd").read_text()
+    assert "| V2Sa | 0.2000 | 2.000 | 2.000 | 2 | 0.1709 | 1.829 | 1.943 |" in text
+    assert (tmp_path / "table3.csv").read_text().startswith("model,")
+
+
+def test_the_ray_backend_runs_a_two_run_sweep_into_the_results_folder(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the workers unpickle fake_runner from this module
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+    results = reproduce.execute(specs, str(tmp_path), jobs=2, programs=1, backend="ray", run_fn=fake_runner([]))
+    assert sorted(r["run"] for r in results) == sorted(s.name for s in specs) and all(r["ok"] for r in results)
+    assert len(reproduce.load_records(str(tmp_path))) == 2  # written by the Ray workers
+    assert reproduce.execute(specs, str(tmp_path), backend="ray", run_fn=fake_runner([])) == []
+
+
 def test_summary_maths_on_a_hand_made_case():
     stats = reproduce.summary_stats([100.0, 80.0, 90.0], n_classes=[2, 4, 5], sota=[100.0, 85.0, 90.0])
     assert stats["mean"] == pytest.approx(90.0)
     assert stats["median"] == pytest.approx(90.0)
     assert stats["mpce"] == pytest.approx(np.mean([0.0 / 2, 0.2 / 4, 0.1 / 5]) * 100)  # 2.3333
     assert stats["wins"] == 2  # ties count as wins, as in the paper
+    assert stats["n"] == 3
 
 
 def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
