@@ -172,7 +172,7 @@ class ProgramStack:
 def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 100, batch_size: int = 32,
                    lr: float = 0.05, lr_decay: float = 0.48, l2: float = 0.04, seed: int = 0,
                    eval_batch: int = 128, verbose: int = 0, options: dict | None = None,
-                   evaluate_on: dict | None = None) -> list[dict]:
+                   evaluate_on: dict | None = None, monitor_on: dict | None = None) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
 
     Args:
@@ -191,6 +191,9 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
         options: `fast_am` implementation switches.
         evaluate_on: {name: (series (n, L), labels (n,))} scored once at the end with each program's
             chosen theta (e.g. {"train": ..., "test": ...}): the only time those series are seen.
+        monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and
+            `<name>_accuracy`, never used to choose anything here (for studies of the original's
+            optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
     Returns:
         one dict per program: `setting`, `history` (per epoch, as Keras names them: loss, accuracy, ce — the
         training loss with and without the L2 term and the accuracy, averaged over the epoch's batches as
@@ -221,8 +224,10 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
     if has_val:
         y_val = np.asarray(data_val[1]).astype(np.int32)
         tiled_val = tiled(data_val[0])
+    monitored = {name: (tiled(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()}
     P, n = len(full), len(y_fit)
-    history = [{"loss": [], "accuracy": [], "ce": [], "val_loss": [], "val_accuracy": [], "val_ce": []} for _ in range(P)]
+    history = [{"loss": [], "accuracy": [], "ce": [], "val_loss": [], "val_accuracy": [], "val_ce": [],
+                **{f"{name}_{m}": [] for name in monitored for m in ("ce", "accuracy")}} for _ in range(P)]
     best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
     started, seen = time.time(), 0
     for epoch in range(epochs):
@@ -241,6 +246,11 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
         if has_val:
             ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
             loss_val = ce_val + stack.penalty()
+        for name, (x_tiled, y_mon) in monitored.items():
+            ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch)
+            for p in range(P):
+                history[p][f"{name}_ce"].append(float(ce_mon[p]))
+                history[p][f"{name}_accuracy"].append(float(acc_mon[p]))
         for p in range(P):
             history[p]["loss"].append(float(loss_sum[p] / n))
             history[p]["accuracy"].append(float(hits[p] / n))
