@@ -132,7 +132,9 @@ def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[t
     for row in rows:
         try:
             data = ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False)
-            chosen.append({**row, "length": data.length, "n_train": len(data.y_train)})
+            shares = np.bincount(data.y_test, minlength=data.n_classes) / len(data.y_test) * 100
+            chosen.append({**row, "length": data.length, "n_train": len(data.y_train),
+                           "test_shares": [round(float(v), 2) for v in shares]})
         except V2SError as err:
             skipped.append((row["ucr_name"], str(err)))
     return chosen, skipped
@@ -497,6 +499,25 @@ def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir) -> dict:
     return scores
 
 
+def constant_predictor_notes(rows: list[dict], tolerance: float = 0.06) -> list[str]:
+    """Where the paper's TFa accuracy is the TEST share of one class (a model predicting that class for
+    every series), within `tolerance` points of rounding; and the datasets where it prints 100 %, which a
+    constant predictor reaches only if every TEST label is the same."""
+    constant = [r["ucr_name"] for r in rows if "test_shares" in r
+                and min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance]
+    hundred = [r["ucr_name"] for r in rows if r["TFa"] == 100 and "test_shares" in r]
+    notes = []
+    if constant:
+        notes.append(f"The paper's TFa equals the TEST share of a single class on {len(constant)} of the {len(rows)} "
+                     f"datasets here ({', '.join(constant)}): a constant predictor, i.e. a collapsed fine-tuning.")
+    if hundred:
+        notes.append(f"The paper prints TFa = 100 on {', '.join(hundred)}; their TEST sets hold "
+                     + "; ".join(f"{r['ucr_name']} {' / '.join(f'{v:.1f}' for v in r['test_shares'])} %"
+                                 for r in rows if r["ucr_name"] in hundred)
+                     + " of each class here, so no constant predictor scores 100 % on them.")
+    return ["", *notes] if notes else []
+
+
 def summary_stats(accuracies: list[float], n_classes: list[int], sota: list[float]) -> dict:
     """Mean and median accuracy, MPCE and wins vs SOTA of one column (accuracies in percent).
 
@@ -737,7 +758,7 @@ def main(argv=None) -> int:
                and int(r["config"].get("folds") or 0) == args.folds]
     scores = {**protocol_scores(records), **scores_extra}
     lines, summary = build_table(rows, scores, nets, args.protocol)
-    table = write_outputs(lines, summary, skipped, out, args.protocol, command)
+    table = write_outputs(lines, summary, skipped, out, args.protocol, command, constant_predictor_notes(rows))
     for column, stats in summary.items():
         print(f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "
               f"wins {stats['wins']}/{stats['n']}")

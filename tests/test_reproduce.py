@@ -208,3 +208,12 @@ def test_end_to_end_sweep_on_coffee(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"table={tmp_path / 'table2.md'}"
     assert len(reproduce.load_records(str(tmp_path))) == 4
+
+
+def test_the_paper_tfa_is_flagged_where_it_equals_one_test_class_share():
+    rows = [{"ucr_name": "A", "TFa": 53.57, "test_shares": [53.57, 46.43]},
+            {"ucr_name": "B", "TFa": 81.0, "test_shares": [36.0, 64.0]},
+            {"ucr_name": "C", "TFa": 100.0, "test_shares": [49.5, 50.5]}]
+    notes = reproduce.constant_predictor_notes(rows)
+    assert "single class on 1 of the 3 datasets here (A)" in notes[1]
+    assert "TFa = 100 on C" in notes[2] and "C 49.5 / 50.5 %" in notes[2]
