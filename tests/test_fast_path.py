@@ -211,3 +211,16 @@ def test_train_programs_api(original_v2sa):
         test = result["metrics"]["test"]
         assert test["accuracy"] == pytest.approx(accuracy) and test["ce"] == pytest.approx(ce, rel=LOSS_RTOL * 10)
         assert test["loss"] == pytest.approx(loss, rel=LOSS_RTOL * 10)
+
+
+def test_train_programs_is_reproducible_with_the_same_seed(original_v2sa):
+    import multi_program
+
+    am, _ = original_v2sa
+    series, y = _series(16, 500)
+    runs = [multi_program.train_programs(am, (series[:10], y[:10]), (series[10:], y[10:]),
+                                         [{"seed": 3, "dropout": 0.4}, {"seed": 3, "dropout": 0.0, "seg": 4}],
+                                         epochs=2, batch_size=4, seed=3) for _ in range(2)]
+    for first, second in zip(*runs):
+        assert first["history"] == second["history"]
+        np.testing.assert_array_equal(first["theta"], second["theta"])
