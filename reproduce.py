@@ -555,6 +555,7 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
         if not all((row["ucr_name"], net) in scores for net in nets):
             continue
         seconds = 0.0
+        line["seeds"] = min(len(scores[(row["ucr_name"], net)]["honest"]) for net in nets)
         for net in nets:
             score = scores[(row["ucr_name"], net)]
             for protocol in ("honest", "paper"):
@@ -578,7 +579,7 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
 def value_columns(lines: list[dict]) -> list[str]:
     """The accuracy columns present in any line, in a fixed order."""
     order = ["SOTA", "paper V2Sa", "paper V2Su", "paper TFa"]
-    seen = {c for l in lines for c in l if not c.endswith(" std")} - {"dataset", "classes", "wall time s"}
+    seen = {c for l in lines for c in l if not c.endswith(" std")} - {"dataset", "classes", "seeds", "wall time s"}
     ours = sorted(c for c in seen if c.startswith("ours ") and c != TFA_COLUMN)
     return [c for c in order if c in seen] + ours + [c for c in (TFA_COLUMN, MINIROCKET_COLUMN) if c in seen]
 
@@ -590,8 +591,9 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
     import io
 
     values = value_columns(lines)
-    shown = ["dataset", "classes"] + values + (["wall time s"] if lines else [])
-    fields = ["dataset", "classes"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)] + ["wall time s"]
+    shown = ["dataset", "classes"] + values + (["seeds", "wall time s"] if lines else [])
+    fields = (["dataset", "classes"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
+              + ["seeds", "wall time s"])
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
     writer.writeheader()
@@ -616,7 +618,7 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
         md.append("| " + " | ".join(cells) + " |")
     for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
                         ("wins", "Wins vs SOTA"), ("n", "Datasets")):
-        cells = [label, ""] + [_stat_cell(summary.get(c), stat) for c in values] + ([""] if lines else [])
+        cells = [label, ""] + [_stat_cell(summary.get(c), stat) for c in values] + (["", ""] if lines else [])
         md.append("| " + " | ".join(cells) + " |")
     total = sum(l["wall time s"] for l in lines)
     md += ["", f"Summary rows: each column over the datasets where it has a value (row 'Datasets'), computed the same "
