@@ -45,6 +45,8 @@ def minirocket(data, seed: int = 0) -> dict:
         from aeon.classification.convolution_based import MiniRocketClassifier
     except ImportError:
         raise V2SError("MiniRocket needs aeon: pip install -r requirements-extras.txt") from None
+    if seed < 0:
+        raise V2SError(f"--seed must be 0 or more, got {seed}")
     x_train, x_test = _as_collection(data.x_train), _as_collection(data.x_test)
     if x_train.shape[2] < MINIROCKET_MIN_LENGTH:
         raise V2SError(f"{data.name}: MiniRocket needs series of at least {MINIROCKET_MIN_LENGTH} samples,"

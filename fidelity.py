@@ -21,7 +21,7 @@ selection protocol can be computed from the same runs, and compared with the pap
 - original: epoch AND setting on test (the original code printed the best test accuracy over epochs,
   and the paper the best setting).
 
-Each (dataset, seed, schedule) stack writes `<out>/runs/<dataset>_<schedule>_seed<s>.json`;
+Each (dataset, seed, schedule) stack writes `<out>/runs/<dataset>_<schedule>_seed<s>_eps<e>.json`;
 re-running skips finished stacks. The report is `<out>/../fidelity.md` (`--report`); the last line
 printed is `report=<path>`.
 """
@@ -146,7 +146,7 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
         f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names) + " |")
     lines += ["", "## What each knob does (mean test accuracy over datasets and the other knobs, epoch on validation)", ""]
     for knob, label in (("schedule", "learning-rate schedule"), ("seg", "segments m"), ("dropout", "dropout"), ("map", "label map")):
-        pool = rows if knob == "map" else [r for r in rows if r["map"] == "maximal"]
+        pool = [r for r in rows if r["map"] == "maximal"]
         if knob == "map":  # compare like with like: original schedule, the map-1 program's m and dropout
             pool = [r for r in rows if r["schedule"] == "original" and r["dropout"] == 0.4
                     and r["seg"] == max(x["seg"] for x in rows if x["dataset"] == r["dataset"])]
@@ -177,6 +177,8 @@ def main(argv=None) -> int:
     import paper_tables
 
     args = parse_args(argv)
+    if args.seeds < 1 or args.eps < 1:
+        raise V2SError("--seeds and --eps must be at least 1")
     paper = {row["ucr_name"]: row["V2Sa"] for row in paper_tables.table2()}
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in paper]
@@ -193,7 +195,8 @@ def main(argv=None) -> int:
                     print(f"{name} {schedule} seed{seed}: honest {best['honest']:.3f}, original protocol "
                           f"{best['original (epoch and setting on test)']:.3f} ({record['wall_time_s']:.0f}s)", flush=True)
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
-    rows = [row for record in records if record["eps"] == args.eps for row in program_rows(record)]
+    rows = [row for record in records if record["eps"] == args.eps and record["seed"] < args.seeds
+            and record["dataset"]["name"] in names for row in program_rows(record)]
     if not rows:
         raise V2SError(f"no fidelity records in {out / 'runs'}")
     command = "python fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])

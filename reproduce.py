@@ -108,6 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ray-address", default=None,
                         help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local Ray "
                              "with --jobs CPUs. Every node must see --out (the single source of truth) and the data")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="run again the runs that have an error record (by default a failed run is not retried)")
     parser.add_argument("--out", default=str(utils.PROJECT_DIR / "results" / "table2"), help="output folder")
     return parser.parse_args(argv)
 
@@ -235,8 +237,11 @@ def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
     shared equally among its runs. Also records the sliced Wasserstein distance between the AM's
     logits on source speech and on the reprogrammed TRAIN series at the chosen program (`swd`, for
     Table 3). A crash marks every run of the stack as failed.
+
+    Dropout masks are drawn from one stream per stack, so a run's numbers depend on the stack it was
+    trained in: the same plan and `--programs` give the same stacks and the same numbers.
     """
-    if len(specs) == 1 or specs[0].mod == "tfa":
+    if specs[0].mod == "tfa":
         return [run_one(spec, out) for spec in specs]
     started = time.time()
     try:
@@ -273,7 +278,11 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
         lr=configs[0].lr, lr_decay=configs[0].lr_decay, l2=configs[0].l2, seed=first.seed,
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)})  # the one use of TEST
     fit_seconds = time.time() - fit_started
-    swd = stack_swd(am, data.x_train, [r["theta"] for r in results], settings, first.seed)
+    try:
+        swd = stack_swd(am, first.net, data.x_train, [r["theta"] for r in results], settings, first.seed)
+    except (V2SError, OSError, ValueError) as err:  # optional: the trained runs are kept without it
+        print(f"{first.dataset}: SWD not recorded ({type(err).__name__}: {err})".splitlines()[0], flush=True)
+        swd = [None] * len(results)
     majority = np.bincount(data.y_train).argmax()
     share = (time.time() - started) / len(specs)
     records = []
@@ -289,8 +298,7 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
             "dataset": data.describe(),
             "n_fit": len(y_fit),
             "n_validation": len(y_val),
-            "label_mapping": {"type": "random", "per_class": mapping, "groups": groups,
-                              "groups_named": [[training._source_name(s) for s in g] for g in groups]},
+            "label_mapping": training._label_map_record(config, mapping, groups),
             "am": dataclasses.asdict(am_info),
             "trainable_params": utils.WAVE_LEN,
             "history": result["history"],
@@ -311,7 +319,10 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     return records
 
 
-def stack_swd(am, x_train, thetas, settings, seed: int) -> list[dict | None]:
+_SPEECH_CACHE: dict = {}
+
+
+def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict | None]:
     """Per program: the sliced Wasserstein-2 distance (1,000 seeded projections) between the AM's logits on
     a seeded sample of 400 source speech clips and on up to 1,000 TRAIN series tiled as the program's
     setting + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
@@ -323,10 +334,13 @@ def stack_swd(am, x_train, thetas, settings, seed: int) -> list[dict | None]:
     folder = cam_v2s.default_speech_dir()
     if folder is None:
         return [None] * len(thetas)
-    waves, labels = cam_v2s.speech_sample(folder, 400, seed)
-    source = cam_v2s.am_logits(am, waves)
-    exp = np.exp(source - source.max(axis=1, keepdims=True))
-    loss, accuracy = swd_table.source_loss(exp / exp.sum(axis=1, keepdims=True), labels)
+    key = (net, str(folder), seed)
+    if key not in _SPEECH_CACHE:  # the frozen AM's logits on the speech sample: once per process
+        waves, labels = cam_v2s.speech_sample(folder, 400, seed)
+        source = cam_v2s.am_logits(am, waves)
+        exp = np.exp(source - source.max(axis=1, keepdims=True))
+        _SPEECH_CACHE[key] = (source, labels, *swd_table.source_loss(exp / exp.sum(axis=1, keepdims=True), labels))
+    source, labels, loss, accuracy = _SPEECH_CACHE[key]
     x = x_train
     if len(x) > SWD_TARGET_SERIES:
         x = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:SWD_TARGET_SERIES])]
@@ -340,20 +354,28 @@ def stack_swd(am, x_train, thetas, settings, seed: int) -> list[dict | None]:
 
 
 def _run_stack_in_worker(args):
+    """A `--jobs` worker (a spawned process): `threads` intra-op threads, then `run_stack`."""
     specs, out, threads = args
-    os.environ["V2S_THREADS"] = str(threads)
+    os.environ["V2S_THREADS"] = os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     utils.setup_tensorflow(seed=specs[0].seed)
     return run_stack(specs, out)
 
 
-def pending_runs(specs: list[RunSpec], out: str) -> list[RunSpec]:
-    """The specs with neither a record nor an error record under `<out>/runs/`."""
+def pending_runs(specs: list[RunSpec], out: str, retry_failed: bool = False) -> list[RunSpec]:
+    """The specs with neither a record nor (unless `retry_failed`) an error record under `<out>/runs/`."""
     runs = Path(out) / "runs"
-    return [s for s in specs if not (runs / f"{s.name}.json").exists() and not (runs / f"{s.name}.error.json").exists()]
+    return [s for s in specs if not (runs / f"{s.name}.json").exists()
+            and (retry_failed or not (runs / f"{s.name}.error.json").exists())]
+
+
+def failed_runs(specs: list[RunSpec], out: str) -> list[str]:
+    """Names of planned runs that have only an error record."""
+    runs = Path(out) / "runs"
+    return [s.name for s in specs if (runs / f"{s.name}.error.json").exists() and not (runs / f"{s.name}.json").exists()]
 
 
 def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, programs: int = 4,
-            backend: str = "local", ray_address: str | None = None) -> list[dict]:
+            backend: str = "local", ray_address: str | None = None, retry_failed: bool = False) -> list[dict]:
     """Run the specs that have no record yet (finished and failed runs are both skipped), stack by stack.
 
     `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
@@ -361,7 +383,7 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     """
     from tqdm import tqdm
 
-    pending = pending_runs(specs, out)
+    pending = pending_runs(specs, out, retry_failed)
     stacks = group_runs(pending, programs)
     print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
           f"in {len(stacks)} stacks", flush=True)
@@ -378,23 +400,31 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
             bar.update(1)
             results.append(result)
 
-    if not stacks:
-        pass
-    elif backend == "ray":
+    if stacks and backend == "ray":
         _execute_ray(stacks, out, jobs, ray_address, run_fn, report)
-    elif jobs <= 1:
+    elif jobs <= 1 or not stacks:
         for stack in stacks:
             report(stack, run_fn(stack, out))
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_run_stack_in_worker, (stack, out, threads)): stack for stack in stacks}
             for future in as_completed(futures):
-                report(futures[future], future.result())
+                report(futures[future], _result_or_failure(futures[future], out, future.result))
     bar.close()
     return results
+
+
+def _result_or_failure(stack: list[RunSpec], out: str, get) -> list[dict]:
+    """`get()`'s summaries, or every run of the stack recorded as failed if its worker died (killed, out
+    of memory): the sweep goes on."""
+    try:
+        return get()
+    except Exception as err:
+        return [_failure(spec, out, err, 0.0) for spec in stack]
 
 
 def _execute_ray(stacks, out, jobs, address, run_fn, report) -> None:
@@ -404,30 +434,38 @@ def _execute_ray(stacks, out, jobs, address, run_fn, report) -> None:
     except ImportError:
         raise V2SError("--backend ray needs Ray: pip install -r requirements-extras.txt") from None
     env = {"PYTHONPATH": os.pathsep.join([str(utils.PROJECT_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "V2S_THREADS": "1"}
+           "V2S_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
     for key in ("V2S_AM_DIR", "V2S_SPEECH_DIR", "V2S_DATA_DIR", "V2S_OFFLINE", "TF_ENABLE_ONEDNN_OPTS"):
         if key in os.environ:
             env[key] = os.environ[key]
     started_here = not ray.is_initialized()
     if started_here:
         options = {"address": address} if address else {"num_cpus": jobs, "include_dashboard": False}
-        ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **options)
+        try:
+            ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **options)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise V2SError(f"cannot start or join Ray ({address or 'local'}): {err}".splitlines()[0]) from None
     try:
         task = ray.remote(num_cpus=1)(run_fn)
         waiting = {task.remote(stack, str(Path(out).resolve())): stack for stack in stacks}
         while waiting:
             done, _ = ray.wait(list(waiting), num_returns=1)
             for ref in done:
-                report(waiting.pop(ref), ray.get(ref))
+                stack = waiting.pop(ref)
+                report(stack, _result_or_failure(stack, out, lambda: ray.get(ref)))
     finally:
         if started_here:
             ray.shutdown()
 
 
-def load_records(out: str) -> list[dict]:
-    """Every finished run's record under `<out>/runs/`."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out) / "runs").glob("*.json"))
-            if not p.name.endswith(".error.json")]
+def load_records(out: str, specs: list[RunSpec] | None = None) -> list[dict]:
+    """The finished runs' records under `<out>/runs/`: all of them, or those of the planned `specs` only
+    (runs of another grid, more seeds or other epochs in the same folder are left out)."""
+    paths = sorted((Path(out) / "runs").glob("*.json"))
+    if specs is not None:
+        wanted = {f"{s.name}.json" for s in specs}
+        paths = [p for p in paths if p.name in wanted]
+    return [json.loads(p.read_text()) for p in paths if not p.name.endswith(".error.json")]
 
 
 def column_key(record: dict) -> str:
@@ -442,8 +480,8 @@ def protocol_scores(records: list[dict]) -> dict:
     A setting's score is the mean over its folds (one "fold" without --folds). honest: per seed, the
     setting with the lowest (fold-mean) validation cross-entropy, its (fold-mean) test accuracy. paper:
     per seed, the highest (fold-mean) test accuracy over the settings.
-    Returns {(dataset, column): {"honest": [...], "paper": [...], "settings": [...], "runs": n, "seconds": s}},
-    "settings" being the honest choice per seed.
+    Returns {(dataset, column): {"honest": [...], "paper": [...], "settings": [...], "seeds": [...], "runs": n,
+    "seconds": s}}, per seed in `seeds` order, "settings" being the honest choice of each seed.
     """
     groups: dict = {}
     for rec in records:
@@ -453,6 +491,7 @@ def protocol_scores(records: list[dict]) -> dict:
     scores = {}
     for key, by_seed in groups.items():
         honest, paper, chosen_settings, seconds, n = [], [], [], 0.0, 0
+        seeds = sorted(by_seed)
         for seed in sorted(by_seed):
             summary = {}
             for setting, runs in sorted(by_seed[seed].items()):
@@ -464,7 +503,8 @@ def protocol_scores(records: list[dict]) -> dict:
             honest.append(summary[choice][1])
             chosen_settings.append({"dr": choice[0], "seg": choice[1]})
             paper.append(max(test for _, test in summary.values()))
-        scores[key] = {"honest": honest, "paper": paper, "settings": chosen_settings, "runs": n, "seconds": seconds}
+        scores[key] = {"honest": honest, "paper": paper, "settings": chosen_settings, "seeds": seeds, "runs": n,
+                       "seconds": seconds}
     return scores
 
 
@@ -474,9 +514,14 @@ def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir) -> dict:
     Each (dataset, seed) result is kept in `<out>/baselines/` and reused, like the runs. Without aeon
     installed, prints why and returns {}.
     """
+    import importlib.util
+
     import baselines
     import ts_dataloader
 
+    if importlib.util.find_spec("aeon") is None:
+        print("MiniRocket column left out: aeon is not installed (pip install -r requirements-extras.txt)")
+        return {}
     folder = Path(out) / "baselines"
     scores = {}
     for row in rows:
@@ -486,16 +531,17 @@ def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir) -> dict:
             if not path.exists():
                 try:
                     result = baselines.minirocket(ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False), seed)
-                except V2SError as err:
-                    print(f"MiniRocket column left out: {err}")
-                    return scores
+                except Exception as err:  # this dataset only
+                    print(f"{row['ucr_name']} MiniRocket failed: {type(err).__name__}: {err}".splitlines()[0])
+                    break
                 utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
                 print(f"{row['ucr_name']} MiniRocket seed{seed}: test_acc {result['accuracy']:.4f} "
                       f"({result['fit_seconds']:.0f}s)", flush=True)
             result = json.loads(path.read_text())
             values.append(result["accuracy"])
             seconds += result["fit_seconds"]
-        scores[(row["ucr_name"], "minirocket")] = {"values": values, "seconds": seconds}
+        if len(values) == seeds:
+            scores[(row["ucr_name"], "minirocket")] = {"values": values, "seconds": seconds}
     return scores
 
 
@@ -568,7 +614,7 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
             _put(line, MINIROCKET_COLUMN, scores[(row["ucr_name"], "minirocket")]["values"])
         line["wall time s"] = round(seconds, 1)
         lines.append(line)
-    columns = value_columns(lines)
+    columns = value_columns(lines, lead)
     summary = {}
     for c in columns:
         have = [l for l in lines if c in l]
@@ -576,11 +622,12 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
     return lines, summary
 
 
-def value_columns(lines: list[dict]) -> list[str]:
-    """The accuracy columns present in any line, in a fixed order."""
+def value_columns(lines: list[dict], lead: str = "honest") -> list[str]:
+    """The accuracy columns present in any line: the paper's, ours (per AM, the `lead` protocol first), baselines."""
     order = ["SOTA", "paper V2Sa", "paper V2Su", "paper TFa"]
     seen = {c for l in lines for c in l if not c.endswith(" std")} - {"dataset", "classes", "seeds", "wall time s"}
-    ours = sorted(c for c in seen if c.startswith("ours ") and c != TFA_COLUMN)
+    ours = sorted((c for c in seen if c.startswith("ours ") and c != TFA_COLUMN),
+                  key=lambda c: (c.split(" (")[0], not c.endswith(f"({lead})")))
     return [c for c in order if c in seen] + ours + [c for c in (TFA_COLUMN, MINIROCKET_COLUMN) if c in seen]
 
 
@@ -590,7 +637,7 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
     import csv
     import io
 
-    values = value_columns(lines)
+    values = value_columns(lines, lead)
     shown = ["dataset", "classes"] + values + (["seeds", "wall time s"] if lines else [])
     fields = (["dataset", "classes"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
               + ["seeds", "wall time s"])
@@ -688,7 +735,7 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
         if column not in NET_NAMES:
             continue
         values, losses = [], []
-        for seed, setting in enumerate(score["settings"]):
+        for seed, setting in zip(score["seeds"], score["settings"]):
             rec = by_run.get((dataset, column, seed, setting["dr"], setting["seg"]))
             swd = rec and rec["metrics"].get("swd")
             if swd:
@@ -736,31 +783,38 @@ def main(argv=None) -> int:
     if args.folds == 1 or args.folds < 0:
         raise V2SError("--folds must be 0 (one 20% validation split) or at least 2")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    if not nets:
+        raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su)")
     for net in nets:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
     out = Path(args.out)
     command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.table == 3:
-        records = load_records(str(out))
-        if not records:
-            raise V2SError(f"no run records under {out / 'runs'}: run --table 2 first (it records the SWD)")
-        table = table3(records, out, command)
-        print(table.read_text())
-        print(f"table={table}")
-        return 0
     utils.setup_tensorflow()
     rows, skipped = select_datasets(args.datasets, args.data_dir)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
+    # the tables read the records of this plan only; TFa runs are shown wherever they exist
+    tabled = plan_runs(rows, nets, args.grid, args.seeds, args.eps, args.data_dir, args.folds, tfa=True)
+    if args.table == 3:
+        records = load_records(str(out), tabled)
+        if not records:
+            raise V2SError(f"no run records of this plan under {out / 'runs'}: run --table 2 first (it records the SWD)")
+        table = table3(records, out, command)
+        print(table.read_text())
+        print(f"table={table}")
+        return 0
     scores_extra = baseline_scores(rows, args.seeds, str(out), args.data_dir) if args.minirocket else {}
-    specs = plan_runs(rows, nets, args.grid, args.seeds, args.eps, args.data_dir, args.folds, args.tfa)
-    execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend, ray_address=args.ray_address)
-    records = [r for r in load_records(str(out)) if r["config"]["eps"] == args.eps
-               and int(r["config"].get("folds") or 0) == args.folds]
-    scores = {**protocol_scores(records), **scores_extra}
+    specs = [s for s in tabled if args.tfa or s.mod != "tfa"]
+    execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend, ray_address=args.ray_address,
+            retry_failed=args.retry_failed)
+    scores = {**protocol_scores(load_records(str(out), tabled)), **scores_extra}
     lines, summary = build_table(rows, scores, nets, args.protocol)
-    table = write_outputs(lines, summary, skipped, out, args.protocol, command, constant_predictor_notes(rows))
+    failed = failed_runs(specs, str(out))
+    notes = constant_predictor_notes(rows) + ([
+        "", f"{len(failed)} planned runs failed (error records; the protocols chose among the others; "
+        f"`--retry-failed` runs them again): {', '.join(failed)}"] if failed else [])
+    table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
     for column, stats in summary.items():
         print(f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "
               f"wins {stats['wins']}/{stats['n']}")

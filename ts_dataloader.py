@@ -308,6 +308,9 @@ def _fold_split(x: np.ndarray, y: np.ndarray, fold: int, folds: int, seed: int):
     counts = np.bincount(y)
     if counts.max() < folds:
         raise V2SError(f"{folds}-fold split of {len(y)} training series: no class has {folds} series")
+    if counts[counts > 0].min() < 2:
+        raise V2SError("a class has a single training series: some folds would train without it (use fewer "
+                       "classes or the 20% split)")
     import warnings
 
     with warnings.catch_warnings():  # a class smaller than k is spread over fewer folds, which is fine here

@@ -168,3 +168,7 @@ class TestValidationSplit:
     def test_a_fold_outside_the_split_is_a_clear_error(self):
         with pytest.raises(V2SError, match="fold 5 of 5"):
             dl.validation_split(np.zeros((10, 2)), np.array([0, 1] * 5), 0.2, seed=0, fold=5, folds=5)
+
+    def test_folds_refuse_a_class_with_a_single_series(self):
+        with pytest.raises(V2SError, match="single training series"):
+            dl.validation_split(np.zeros((11, 2)), np.array([0] * 5 + [1] * 5 + [2]), 0.2, seed=0, fold=0, folds=5)

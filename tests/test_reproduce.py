@@ -217,3 +217,37 @@ def test_the_paper_tfa_is_flagged_where_it_equals_one_test_class_share():
     notes = reproduce.constant_predictor_notes(rows)
     assert "single class on 1 of the 3 datasets here (A)" in notes[1]
     assert "TFa = 100 on C" in notes[2] and "C 49.5 / 50.5 %" in notes[2]
+
+
+def test_the_table_reads_only_the_runs_of_its_plan(tmp_path):
+    small = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    other = reproduce.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None)
+    reproduce.execute(other, str(tmp_path), run_fn=fake_runner([]))  # 2 seeds x 50 settings in the folder
+    records = reproduce.load_records(str(tmp_path), small)
+    assert sorted(r["run"] for r in records) == sorted(s.name for s in small)
+
+
+def test_failed_runs_are_retried_only_when_asked(tmp_path):
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner([], fail={specs[0].name}))
+    assert reproduce.failed_runs(specs, str(tmp_path)) == [specs[0].name]
+    calls = []
+    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls), retry_failed=True)
+    assert calls == [specs[0].name] and reproduce.failed_runs(specs, str(tmp_path)) == []
+
+
+def test_a_worker_that_dies_is_recorded_as_failed_runs(tmp_path):
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+
+    def dead_worker():
+        raise RuntimeError("worker killed")
+
+    summaries = reproduce._result_or_failure(specs, str(tmp_path), dead_worker)
+    assert [s["ok"] for s in summaries] == [False, False] and "worker killed" in summaries[0]["error"]
+    assert reproduce.failed_runs(specs, str(tmp_path)) == [s.name for s in specs]
+
+
+def test_the_lead_protocol_comes_first():
+    line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (paper)": 2.0, "SOTA": 3.0}
+    assert reproduce.value_columns([line], "paper") == ["SOTA", "ours V2Sa (paper)", "ours V2Sa (honest)"]
+    assert reproduce.value_columns([line], "honest") == ["SOTA", "ours V2Sa (honest)", "ours V2Sa (paper)"]
