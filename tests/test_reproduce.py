@@ -251,3 +251,10 @@ def test_the_lead_protocol_comes_first():
     line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (paper)": 2.0, "SOTA": 3.0}
     assert reproduce.value_columns([line], "paper") == ["SOTA", "ours V2Sa (paper)", "ours V2Sa (honest)"]
     assert reproduce.value_columns([line], "honest") == ["SOTA", "ours V2Sa (honest)", "ours V2Sa (paper)"]
+
+
+def test_a_dataset_is_tabled_once_one_net_has_results():
+    rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
+    scores = {("A", "0"): {"honest": [0.8, 0.9], "paper": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
+    lines, summary = reproduce.build_table(rows, scores, ["0", "3"], "honest")
+    assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
