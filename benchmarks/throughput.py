@@ -190,7 +190,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-round", type=int, default=None, help="steps of each variant per round")
     parser.add_argument("--lengths", default="500,2709", help="series lengths (m = 1)")
     parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
+    parser.add_argument("--inter-op", type=int, default=None,
+                        help="TensorFlow inter-op threads for the whole process (default: $TF_NUM_INTEROP_THREADS "
+                             "or the project's 1). TF's own default is the number of cores; 2 here lets the "
+                             "forward and backward LSTMs of Keras' Bidirectional run at once")
     args = parser.parse_args(argv)
+    if args.inter_op:
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(args.inter_op)
     if args.rounds is None:
         args.rounds = 4 if args.quick else 30
     if args.steps_per_round is None:
@@ -208,7 +214,8 @@ def main(argv=None) -> int:
     am, info = speech_models.load_am("v2sa", weights)
     am.trainable = False
     print(f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "
-          f"{os.cpu_count()} CPUs; batch 32; P = {args.programs}; {args.rounds} interleaved rounds x "
+          f"{os.cpu_count()} CPUs; threads: inter-op {os.environ['TF_NUM_INTEROP_THREADS']}, intra-op "
+          f"{os.environ['TF_NUM_INTRAOP_THREADS']}; batch 32; P = {args.programs}; {args.rounds} interleaved rounds x "
           f"{args.steps_per_round} steps per variant and shape")
     results = {}
     for length in (int(v) for v in args.lengths.split(",")):
