@@ -711,6 +711,10 @@ def _scatter(lines: list[dict], path: Path) -> None:
         if have:
             ax.scatter([l[paper_column] for l in have], [l[column] for l in have], marker=marker,
                        label=f"{column} vs {paper_column}")
+    for l in lines:  # name the datasets more than 10 points off the paper (honest V2Sa)
+        if "ours V2Sa (honest)" in l and abs(l["ours V2Sa (honest)"] - l["paper V2Sa"]) > 10:
+            ax.annotate(l["dataset"], (l["paper V2Sa"], l["ours V2Sa (honest)"]), fontsize=7,
+                        xytext=(-4, -10), textcoords="offset points", ha="right")
     ax.plot([0, 100], [0, 100], color="grey", linestyle=":")
     ax.set_xlabel("paper's accuracy (%)")
     ax.set_ylabel("our accuracy (%)")
