@@ -204,8 +204,8 @@ def _failure(spec: RunSpec, out: str, err: Exception, seconds: float) -> dict:
 
 
 def run_one(spec: RunSpec, out: str) -> dict:
-    """Train one run alone through `training.run` (TFa, or a V2S run with --programs 1); on failure
-    write `<run>.error.json`. Returns a short summary."""
+    """Train one TFa run through `training.run` (V2S runs go through `run_stack`); on failure write
+    `<run>.error.json`. Returns a short summary."""
     started = time.time()
     try:
         import training
