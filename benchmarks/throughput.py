@@ -66,7 +66,6 @@ def make_data(length: int, n: int, seed: int):
 
 
 def build_naive(am, groups, dropout, l2, lr, decay):
-    import keras
 
     import ts_model
 

@@ -11,7 +11,7 @@ loss 9e-4 after 3 epochs at lr 0.05).
 import numpy as np
 import pytest
 
-from conftest import UCR_DIR, make_tiny_am, needs
+from conftest import UCR_DIR
 
 PROB_ATOL, LOSS_RTOL, GRAD_RTOL, TRAJ_RTOL = 1e-5, 1e-5, 1e-4, 2e-3
 
