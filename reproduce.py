@@ -293,29 +293,19 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
         metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
         if distance is not None:
             metrics["swd"] = distance
-        record = {
-            "run": spec.name,
-            "config": {**dataclasses.asdict(config), "dropout": config.dropout, "mapping": mapping},
-            "command": sys.argv,
-            "dataset": data.describe(),
-            "n_fit": len(y_fit),
-            "n_validation": len(y_val),
-            "label_mapping": training._label_map_record(config, mapping, groups),
-            "am": dataclasses.asdict(am_info),
-            "trainable_params": utils.WAVE_LEN,
-            "history": result["history"],
-            "selection": ({"criterion": "lowest validation loss (cross-entropy)", "epoch": result["best_epoch"],
-                           "value": result["best_val_ce"]} if result["best_val_ce"] is not None
-                          else {"criterion": "last epoch (no validation split)", "epoch": spec.eps}),
-            "metrics": metrics,
-            "weights": None,
-            "trained_with": {"path": "multi_program.train_programs", "programs_in_stack": len(specs),
-                             "stack": [s.name for s in specs], "tf_version": tf.__version__},
-            "wall_time_s": {"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
-                            "stack_total": round(share * len(specs), 2)},
-            "samples_per_s": result["samples_per_s"],
-            "versions": utils.versions(),
-        }
+        record = training.run_record(
+            config, data, run_name=spec.name, mapping=mapping, groups=groups, n_fit=len(y_fit),
+            n_validation=len(y_val), am_info=dataclasses.asdict(am_info), trainable_params=utils.WAVE_LEN,
+            history=result["history"],
+            selection=({"criterion": "lowest validation loss (cross-entropy)", "epoch": result["best_epoch"],
+                        "value": result["best_val_ce"]} if result["best_val_ce"] is not None
+                       else {"criterion": "last epoch (no validation split)", "epoch": spec.eps}),
+            metrics=metrics, weights=None,
+            wall_time_s={"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
+                         "stack_total": round(share * len(specs), 2)},
+            samples_per_s=result["samples_per_s"],
+            trained_with={"path": "multi_program.train_programs", "programs_in_stack": len(specs),
+                          "stack": [s.name for s in specs], "tf_version": tf.__version__})
         utils.atomic_write_json(Path(out) / "runs" / f"{spec.name}.json", record)
         records.append(record)
     return records

@@ -154,31 +154,50 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     weights_path = weight_dir / f"{run_name}{'.keras' if config.tfa else '.weights.h5'}"
     if config.save_weights:  # TFa: the whole model, for tsne_v2s.py --tfa-weight
         utils.atomic_save(weights_path, model.save if config.tfa else model.save_weights)
-    record = {
-        "run": run_name,
-        "config": {**dataclasses.asdict(config), "dropout": None if config.tfa else config.dropout, "mapping": mapping},
-        "command": sys.argv,
-        "dataset": data.describe(),
-        "n_fit": len(y_fit),
-        "n_validation": len(y_val),
-        "label_mapping": _label_map_record(config, mapping, groups),
-        "am": dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
-        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "selection": selector.describe(config.eps),
-        **({"swd": swd_callback.describe()} if swd_callback else {}),
-        "metrics": metrics,
-        "weights": str(weights_path) if config.save_weights else None,
-        "wall_time_s": {"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
-        "samples_per_s": round(len(y_fit) * len(history.epoch) / max(fit_seconds, 1e-9), 1),
-        "versions": utils.versions(),
-    }
+    record = run_record(
+        config, data, run_name=run_name, mapping=mapping, groups=groups, n_fit=len(y_fit), n_validation=len(y_val),
+        am_info=dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
+        trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        selection=selector.describe(config.eps), metrics=metrics,
+        weights=str(weights_path) if config.save_weights else None,
+        wall_time_s={"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
+        samples_per_s=round(len(y_fit) * len(history.epoch) / max(fit_seconds, 1e-9), 1),
+        **({"swd": swd_callback.describe()} if swd_callback else {}))
     if config.plot:
         record["plot"] = str(results_dir / f"{run_name}.png")
         plot_history(record, record["plot"])
     utils.atomic_write_json(results_dir / f"{run_name}.json", record)
     record["results"] = str(results_dir / f"{run_name}.json")
     return record
+
+
+def run_record(config: V2SConfig, data, *, run_name: str, mapping: int | None, groups: list[list[int]] | None,
+               n_fit: int, n_validation: int, am_info: dict, trainable_params: int, history: dict, selection: dict,
+               metrics: dict, weights: str | None, wall_time_s: dict, samples_per_s: float, **extra) -> dict:
+    """The JSON record of one run, the same for `v2s_main.py` and `reproduce.py`'s program stacks.
+
+    `extra` adds path-specific fields (`swd` curves here; `trained_with` for a stack), placed before `versions`.
+    """
+    return {
+        "run": run_name,
+        "config": {**dataclasses.asdict(config), "dropout": None if config.tfa else config.dropout, "mapping": mapping},
+        "command": sys.argv,
+        "dataset": data.describe(),
+        "n_fit": n_fit,
+        "n_validation": n_validation,
+        "label_mapping": _label_map_record(config, mapping, groups),
+        "am": am_info,
+        "trainable_params": trainable_params,
+        "history": history,
+        "selection": selection,
+        "metrics": metrics,
+        "weights": weights,
+        "wall_time_s": wall_time_s,
+        "samples_per_s": samples_per_s,
+        **extra,
+        "versions": utils.versions(),
+    }
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
