@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -185,9 +184,6 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in paper]
     if unknown:
         raise V2SError(f"not a Table-2 dataset (UCR spelling): {', '.join(unknown)}")
-    # measured (README, Performance): stacks of programs train ~1.3x faster with 2 inter-op threads, which let
-    # the AM's forward and backward LSTMs run at once; v2s_main.py's single fast path is fastest with 1
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
     out = Path(args.out)
     if not args.report_only:
         for name in names:

@@ -785,9 +785,6 @@ def main(argv=None) -> int:
     for net in nets:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
-    # measured (README, Performance): stacks of programs train ~1.3x faster with 2 inter-op threads, which let
-    # the AM's forward and backward LSTMs run at once; v2s_main.py's single fast path is fastest with 1
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
     out = Path(args.out)
     command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
     utils.setup_tensorflow()

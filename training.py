@@ -139,8 +139,8 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         callbacks.append(swd_callback)
     fit_started = time.time()
     history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
-                        validation_data=(x_val, y_val) if has_val else None, shuffle=True,
-                        callbacks=callbacks, verbose=config.verbose)
+                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=256,
+                        shuffle=True, callbacks=callbacks, verbose=config.verbose)
     fit_seconds = time.time() - fit_started
     selector.restore(model)
 

@@ -191,8 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
     parser.add_argument("--inter-op", type=int, default=None,
                         help="TensorFlow inter-op threads for the whole process (default: $TF_NUM_INTEROP_THREADS "
-                             "or the project's 1). TF's own default is the number of cores; 2 here lets the "
-                             "forward and backward LSTMs of Keras' Bidirectional run at once")
+                             "or the project's 2, which is also TF's own default on 2 cores: independent "
+                             "recurrences — both directions of a BiLSTM — run at once; 1 serialises them)")
     args = parser.parse_args(argv)
     if args.inter_op:
         os.environ["TF_NUM_INTEROP_THREADS"] = str(args.inter_op)

@@ -1,11 +1,11 @@
 """The fast training path (fast_am) and multi-program training compute what the plain Keras model computes.
 
 Tolerances (float32, different operation order): probabilities max |diff| <= 1e-5; losses relative
-<= 1e-5; theta-gradients relative (L2 norm) <= 1e-4. A short fit's loss trajectory: relative <= 2e-3.
-Adam divides each gradient element by its own RMS, so elements whose gradient is ~0 (float32 noise
-of either path) still move by ~lr; they barely change the outputs, but they keep the two trajectories
-from agreeing to more than ~1e-4..1e-3 after a few steps (measured: training loss 3e-5, validation
-loss 9e-4 after 3 epochs at lr 0.05).
+<= 1e-5; theta-gradients relative (L2 norm) <= 1e-4. A short fit's loss trajectory: within twice the
+naive model's own sensitivity (+ 2e-3). Adam divides each gradient element by its own RMS, so elements
+whose gradient is ~0 (float32 noise of either path) still move by ~lr: at lr 0.05, moving the naive
+model's initial program by 1e-6 (relative) changes its validation loss after 3 epochs by ~1e-2
+(measured), as much as the fast path's different operation order does.
 """
 
 import numpy as np
@@ -68,6 +68,30 @@ def test_accelerated_am_equals_original(original_v2sa):
     assert _rel(grads[1], grads[0]) <= GRAD_RTOL
 
 
+@pytest.mark.parametrize("layout", [{"parallel": 1}, {"parallel": 2}, {"parallel": 4}, {"blockdiag": True}])
+def test_every_recurrence_layout_equals_keras_bidirectional(original_v2sa, layout):
+    """One loop for both directions, one per direction, per direction and batch half, or block-diagonal:
+    the same outputs and input-gradient as the AM's Bidirectional layer (odd batch: padding is exercised)."""
+    import tensorflow as tf
+
+    import fast_am
+
+    am, _ = original_v2sa
+    layer = am.get_layer("bidirectional")
+    x = tf.constant(np.random.default_rng(2).standard_normal((5, 125, 80)).astype(np.float32))
+    bilstm = fast_am.make_bilstm(jit=True, blockdiag=layout.get("blockdiag", False), parallel=layout.get("parallel", 1))
+    outs, grads = [], []
+    for fn in (lambda v: layer(v, training=False), lambda v: bilstm(v, *fast_am._lstm_weights(layer))):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = fn(x)
+            loss = tf.reduce_sum(out * tf.sin(tf.range(out.shape[-1], dtype=tf.float32)))
+        outs.append(out.numpy())
+        grads.append(tape.gradient(loss, x).numpy())
+    assert np.abs(outs[1] - outs[0]).max() <= PROB_ATOL
+    assert _rel(grads[1], grads[0]) <= GRAD_RTOL
+
+
 def test_accelerated_v2su_equals_original():
     """V2Su (random weights: none are shipped) shares the body after its own conv block."""
     import keras
@@ -126,29 +150,42 @@ def test_fast_v2s_equals_naive_and_saves_alike(original_v2sa, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), naive.get_weights()))
 
 
-def test_short_training_same_trajectory(original_v2sa):
-    """Three epochs of `fit` (dropout on theta, Adam with decay) on both paths: the same losses."""
+def _three_epochs(am, fast: bool, seed: int = 0, theta_scale: float = 1.0) -> dict:
+    """History of 3 epochs of `fit` (dropout on theta, L2, Adam with the original decay) on 32 + 8 series."""
     import keras
 
     import fast_am
     import ts_model
 
-    am, _ = original_v2sa
     series, y = _series(40, 500)
     x = ts_model.tile_segments(series, 1)
-    histories = []
-    for fast in (False, True):
-        keras.utils.set_random_seed(0)
-        model = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04)
-        if fast:
-            model = fast_am.accelerate_v2s(model)
-        schedule = keras.optimizers.schedules.InverseTimeDecay(0.05, decay_steps=1, decay_rate=0.48)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-        history = model.fit(x[:32], y[:32], batch_size=16, epochs=3, shuffle=False, verbose=0,
-                            validation_data=(x[32:], y[32:]))
-        histories.append(history.history)
-    for key in ("loss", "val_loss"):
-        assert _rel(histories[1][key], histories[0][key]) <= TRAJ_RTOL, (key, histories)
+    keras.utils.set_random_seed(seed)
+    model = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04)
+    theta = model.get_layer("art").theta
+    theta.assign(theta * theta_scale)
+    if fast:
+        model = fast_am.accelerate_v2s(model)
+    schedule = keras.optimizers.schedules.InverseTimeDecay(0.05, decay_steps=1, decay_rate=0.48)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+    return model.fit(x[:32], y[:32], batch_size=16, epochs=3, shuffle=False, verbose=0,
+                     validation_data=(x[32:], y[32:])).history
+
+
+def _drift(history, reference) -> float:
+    return max(_rel(history[key], reference[key]) for key in ("loss", "val_loss"))
+
+
+def test_short_training_same_trajectory(original_v2sa):
+    """Three epochs of `fit` on both paths: the fast path's losses stay as close to the naive ones as the
+    naive model's own losses stay when its initial program moves by 1e-6 (relative) — the float32
+    sensitivity of this training (Adam at lr 0.05 amplifies rounding; measured: ~1e-2 in validation loss
+    after 3 epochs for either). A different dropout stream (a wiring fault) drifts far beyond that."""
+    am, _ = original_v2sa
+    naive = _three_epochs(am, fast=False)
+    sensitivity = _drift(_three_epochs(am, fast=False, theta_scale=1 + 1e-6), naive)
+    assert sensitivity < 0.05  # the bound below means something
+    assert _drift(_three_epochs(am, fast=True), naive) <= 2 * sensitivity + TRAJ_RTOL
+    assert _drift(_three_epochs(am, fast=True, seed=1), naive) > 2 * sensitivity + TRAJ_RTOL
 
 
 def test_multi_program_equals_single_runs(original_v2sa):
