@@ -390,13 +390,12 @@ class FastBody:
 
     @staticmethod
     def summed_magnitude(data, program):
-        """|data + program| of two complex STFTs (broadcastable, e.g. (B, 125, 513) and (1, 125, 513)),
-        computed on real and imaginary parts: the value of `tf.abs`, with a real-valued gradient that is
-        cheaper than the complex one (measured: that stage ~1.3x faster). Below 1e-15 (never, in practice)
-        the magnitude is clamped and its gradient is 0, as `tf.abs`'s is at 0."""
-        re = tf.math.real(data) + tf.math.real(program)
-        im = tf.math.imag(data) + tf.math.imag(program)
-        return tf.sqrt(tf.maximum(re * re + im * im, 1e-30))
+        """|data + program| of two complex STFTs (broadcastable, e.g. (B, 125, 513) and (1, 125, 513)).
+
+        Complex `tf.abs`, as kapre's magnitude: computing it from real and imaginary parts was ~1.1x faster
+        per step but its theta-gradient was 250x further from a float64 reference (5e-5 vs 2e-7 relative,
+        measured on the benchmark's batch), so it is not used."""
+        return tf.abs(data + program)
 
 
 # ----------------------------------------------------------------------------------------------
