@@ -100,7 +100,6 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     started = time.time()
     config.check_tfa()
     utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
-    import keras
 
     import ts_dataloader
     import ts_model
@@ -118,10 +117,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
 
         am, am_info = speech_models.load_am(config.net, config.am_weights)
     model = _build_model(config, am, data.n_classes, groups, mask)
-    schedule = keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.lr_decay)
-    model.compile(optimizer=keras.optimizers.Adam(schedule if config.lr_decay else config.lr),
-                  loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+    compile_model(model, config.lr, config.lr_decay)
 
     run_name = config.run_name or config.default_run_name(data.name, mapping)
     results_dir, weight_dir = Path(config.results_dir), Path(config.weight_dir)
@@ -198,6 +194,23 @@ def run_record(config: V2SConfig, data, *, run_name: str, mapping: int | None, g
         **extra,
         "versions": utils.versions(),
     }
+
+
+# Training steps per call of Keras' compiled train function: the same steps in the same order (bitwise the
+# same weights, checked), but fit's per-step Python work (~20 ms here) is paid once per call. Measured with
+# the fast path, batch 32: 293 -> 365 samples/s (6 or more steps per call alike). Callbacks here are per epoch.
+STEPS_PER_EXECUTION = 16
+
+
+def compile_model(model, lr: float, lr_decay: float) -> None:
+    """Compile a V2S model as every run trains it: Adam with lr / (1 + lr_decay * step) (the original's legacy
+    `decay`; a constant lr when lr_decay is 0), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`)."""
+    import keras
+
+    schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
+    model.compile(optimizer=keras.optimizers.Adam(schedule if lr_decay else lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
+                  steps_per_execution=STEPS_PER_EXECUTION)
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:

@@ -4,7 +4,8 @@ In ONE process, with the same AM weights (V2Sa), the same data and batch 32, for
 (L = 500, m = 1 and L = 2709, m = 1; synthetic series, 2 classes):
 
   (a) naive   the plain Keras V2S model (kapre front end on the full padded waveform), `model.fit`
-  (b) single  the project's default single-run path: `fast_am.accelerate_v2s(model)`, `model.fit`
+  (b) single  the project's default single-run path: `fast_am.accelerate_v2s(model)`, compiled as
+              `v2s_main.py` does (`training.compile_model`: 16 steps per call of the train function), `fit`
   (c) sweep   `multi_program.ProgramStack` training P programs at once (samples of all programs counted)
 
 First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
@@ -73,7 +74,8 @@ def build_naive(am, groups, dropout, l2, lr, decay):
     return model
 
 
-def compile_like_training(model, lr, decay):
+def compile_plain(model, lr, decay):
+    """(a)'s compile: the training optimiser, loss and metrics, one step per call (Keras' default)."""
     import keras
 
     schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)
@@ -104,6 +106,7 @@ def check_equal(name, loss, grad, ref_loss, ref_grad) -> str:
 def bench_shape(am, length, args):
     import fast_am
     import multi_program
+    import training
     import ts_model
 
     P, B, k = args.programs, 32, args.steps_per_round
@@ -141,9 +144,9 @@ def bench_shape(am, length, args):
 
     # --- the three training paths, as used (dropout 0.4, L2 0.04, Adam with inverse-time decay) -------
     model_a = build_naive(am, groups, 0.4, 0.04, 0.05, 0.48)
-    compile_like_training(model_a, 0.05, 0.48)
+    compile_plain(model_a, 0.05, 0.48)
     model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04, 0.05, 0.48))
-    compile_like_training(model_b, 0.05, 0.48)
+    training.compile_model(model_b, 0.05, 0.48)  # as v2s_main.py compiles it
     settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.4, "groups": groups}, 2, 0.04) for p in range(P)]
     stack = multi_program.ProgramStack(am, 2, settings, length)
     orders_rng = np.random.default_rng(2)
