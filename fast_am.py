@@ -43,7 +43,7 @@ from utils import WAVE_LEN
 _REQUIRED = ("stft", "mel_filterbank", "log_mel", "mel_stft", "conv2d", "batch_normalization_1",
              "bidirectional", "bidirectional_1", "dense", "dense_1", "dense_2", "output")
 
-# Default implementation choices (measured in benchmarks/throughput.py; see docs/performance.md).
+# Default implementation choices (measured in benchmarks/throughput.py; see README, Performance).
 DEFAULT_OPTIONS = {"jit": True, "unroll": False, "conv": "keras", "blockdiag": False, "lstm": "fused", "parallel": 2}
 
 
