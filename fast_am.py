@@ -7,8 +7,9 @@ same input (batch, 16000) and output (batch, 36) that computes the same function
 
 - the input projections x·W + b of all 125 steps in one large matmul per layer (only h·U stays in the
   recurrence);
-- both directions of a Bidirectional layer in ONE recurrence (forward and time-reversed inputs
-  stacked: a batched (2, B, 64) x (2, 64, 256) matmul per step, half the sequential steps);
+- forward and time-reversed inputs stacked, each direction's recurrence its own XLA loop so that
+  TensorFlow's two inter-op threads run both at once (`parallel=2`; `parallel=1`: one loop with a
+  batched (2, B, 64) x (2, 64, 256) matmul per step);
 - a hand-written backward pass (`tf.custom_gradient`) that computes only what theta's gradient needs:
   the gradient w.r.t. the LSTM inputs (the weights are frozen: no dW, dU, db), with x-gradients of all
   steps again in one large matmul;
