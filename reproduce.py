@@ -64,6 +64,12 @@ class RunSpec:
     mod: str = "1"
     fold: int | None = None
     folds: int = 0
+    n_train: int = 0  # TRAIN series (0: unknown), only to weight the progress bar's estimate of time left
+
+    @property
+    def cost(self) -> int:
+        """Series seen in training (TRAIN size x epochs; 1 x epochs if unknown): the progress bar's unit."""
+        return max(self.n_train, 1) * self.eps
 
     @property
     def name(self) -> str:
@@ -165,10 +171,11 @@ def plan_runs(rows: list[dict], nets: list[str], grid: str, seeds: int, eps: int
                   f"{row['length']}-sample series in the window; left out")
         for seed in range(seeds):
             for fold in fold_ids:
-                specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, fold=fold, folds=folds)
+                common = {"fold": fold, "folds": folds, "n_train": row.get("n_train", 0)}
+                specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, **common)
                           for net in nets for dr in GRIDS[grid]["dr"] for seg in fits]
                 if tfa:
-                    specs.append(RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", fold=fold, folds=folds))
+                    specs.append(RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", **common))
     return specs
 
 
@@ -371,7 +378,8 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     """Run the specs that have no record yet (finished and failed runs are both skipped), stack by stack.
 
     `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
-    one line per finished run and keeps an overall progress bar with the time left.
+    one line per finished run and keeps an overall progress bar with the time left; the bar counts
+    TRAIN series x epochs (`RunSpec.cost`), so its estimate weights the big datasets that come last.
     """
     from tqdm import tqdm
 
@@ -381,7 +389,7 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
           f"in {len(stacks)} stacks", flush=True)
     (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
     results = []
-    bar = tqdm(total=len(pending), unit="run", dynamic_ncols=True)
+    bar = tqdm(total=sum(spec.cost for spec in pending), unit="series", unit_scale=True, dynamic_ncols=True)
 
     def report(stack, summaries):
         for spec, result in zip(stack, summaries):
@@ -389,7 +397,7 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
             setting = "tfa" if spec.mod == "tfa" else f"dr{spec.dr} seg{spec.seg}"
             fold = f" fold{spec.fold}" if spec.fold is not None else ""
             bar.write(f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)")
-            bar.update(1)
+            bar.update(spec.cost)
             results.append(result)
 
     if stacks and backend == "ray":

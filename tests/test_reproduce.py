@@ -258,3 +258,15 @@ def test_a_dataset_is_tabled_once_one_net_has_results():
     scores = {("A", "0"): {"honest": [0.8, 0.9], "paper": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
     lines, summary = reproduce.build_table(rows, scores, ["0", "3"], "honest")
     assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
+
+
+def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
+    """The plan starts with the smallest TRAIN set; each run's progress weight is TRAIN size x epochs, so
+    the bar's time left accounts for the big datasets at the end."""
+    import reproduce
+
+    rows = [{"ucr_name": "Big", "length": 500, "n_train": 1000}, {"ucr_name": "Small", "length": 500, "n_train": 10}]
+    specs = reproduce.plan_runs(rows, ["0"], "small", 1, 100, None)
+    assert [s.dataset for s in specs] == ["Small"] * 4 + ["Big"] * 4
+    assert [s.cost for s in specs] == [1_000] * 4 + [100_000] * 4
+    assert reproduce.RunSpec("X", "0", 0, 1, 0, 7, None).cost == 7  # size unknown: one series per epoch
