@@ -564,6 +564,22 @@ def constant_predictor_notes(rows: list[dict], tolerance: float = 0.06) -> list[
     return ["", *notes] if notes else []
 
 
+def majority_notes(rows: list[dict], lines: list[dict], columns: tuple[str, ...], margin: float = 1.0) -> list[str]:
+    """Per column of ours, the datasets where its accuracy is at most `margin` points above the TEST share
+    of the largest class — what predicting that class for every series scores: no better than chance."""
+    shares = {r["ucr_name"]: max(r["test_shares"]) for r in rows if r.get("test_shares")}
+    notes = []
+    for column in columns:
+        near = [(line["dataset"], line[column], shares[line["dataset"]]) for line in lines
+                if line.get(column) is not None and line["dataset"] in shares
+                and line[column] <= shares[line["dataset"]] + margin]
+        if near:
+            listed = ", ".join(f"{d} {v:.1f} ({m:.1f})" for d, v, m in near)
+            notes.append(f"{column} is at most {margin:g} point above the TEST majority share (what predicting the "
+                         f"largest class scores) on {len(near)} dataset{'s' * (len(near) != 1)}: {listed}.")
+    return ["", *notes] if notes else []
+
+
 def summary_stats(accuracies: list[float], n_classes: list[int], sota: list[float]) -> dict:
     """Mean and median accuracy, MPCE and wins vs SOTA of one column (accuracies in percent).
 
@@ -817,7 +833,8 @@ def main(argv=None) -> int:
     scores = {**protocol_scores(load_records(str(out), tabled)), **scores_extra}
     lines, summary = build_table(rows, scores, nets, args.protocol)
     failed = failed_runs(specs, str(out))
-    notes = constant_predictor_notes(rows) + ([
+    ours = tuple(f"ours {NET_NAMES[net]} ({args.protocol})" for net in nets) + (TFA_COLUMN,)
+    notes = constant_predictor_notes(rows) + majority_notes(rows, lines, ours) + ([
         "", f"{len(failed)} planned runs failed (error records; the protocols chose among the others; "
         f"`--retry-failed` runs them again): {', '.join(failed)}"] if failed else [])
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)

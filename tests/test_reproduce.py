@@ -270,3 +270,16 @@ def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
     assert [s.dataset for s in specs] == ["Small"] * 4 + ["Big"] * 4
     assert [s.cost for s in specs] == [1_000] * 4 + [100_000] * 4
     assert reproduce.RunSpec("X", "0", 0, 1, 0, 7, None).cost == 7  # size unknown: one series per epoch
+
+
+def test_table_notes_name_our_results_that_a_constant_predictor_matches():
+    import reproduce
+
+    rows = [{"ucr_name": "A", "test_shares": [74.8, 25.2]}, {"ucr_name": "B", "test_shares": [50.0, 50.0]},
+            {"ucr_name": "C"}]
+    lines = [{"dataset": "A", "ours V2Sa (honest)": 75.1}, {"dataset": "B", "ours V2Sa (honest)": 90.0},
+             {"dataset": "C", "ours V2Sa (honest)": 50.0}]
+    notes = reproduce.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa"))
+    assert notes == ["", "ours V2Sa (honest) is at most 1 point above the TEST majority share (what predicting the "
+                         "largest class scores) on 1 dataset: A 75.1 (74.8)."]
+    assert reproduce.majority_notes(rows, lines[1:], ("ours V2Sa (honest)",)) == []
