@@ -386,17 +386,12 @@ class FastBody:
         return attention_head(x, *(am.get_layer(n) for n in ("dense", "dense_1", "dense_2", "output")))
 
     def probs(self, spectrum):
-        """Complex STFT (B, 125, 513) -> (B, 36) softmax."""
+        """Complex STFT (B, 125, 513) -> (B, 36) softmax.
+
+        The magnitude is complex `tf.abs`, as kapre's: computing it from real and imaginary parts was ~1.1x
+        faster per step but its theta-gradient was 250x further from a float64 reference (5e-5 vs 2e-7
+        relative, measured on the benchmark's batch)."""
         return self.probs_from_mel(self.mel(tf.abs(spectrum)))
-
-    @staticmethod
-    def summed_magnitude(data, program):
-        """|data + program| of two complex STFTs (broadcastable, e.g. (B, 125, 513) and (1, 125, 513)).
-
-        Complex `tf.abs`, as kapre's magnitude: computing it from real and imaginary parts was ~1.1x faster
-        per step but its theta-gradient was 250x further from a float64 reference (5e-5 vs 2e-7 relative,
-        measured on the benchmark's batch), so it is not used."""
-        return tf.abs(data + program)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,8 +486,8 @@ class FastV2S(_View):
         body, art, label_map = self._body.obj, self._art.obj, self._label_map.obj
         x = tf.convert_to_tensor(inputs, tf.float32)
         program = tf.convert_to_tensor(art.program(training=bool(training)))
-        magnitude = body.summed_magnitude(tf.stop_gradient(body.data_spectrum(x)), body.spectrum(program[None, :]))
-        probs = body.probs_from_mel(body.mel(magnitude))
+        spectrum = tf.stop_gradient(body.data_spectrum(x)) + body.spectrum(program[None, :])
+        probs = body.probs(spectrum)
         return probs if label_map is None else label_map(probs)
 
 

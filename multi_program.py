@@ -114,9 +114,9 @@ class ProgramStack:
         tf = self.tf
         flat = tf.reshape(x, (-1, WAVE_LEN))
         data = tf.reshape(self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0))
-        magnitude = self.body.summed_magnitude(tf.stop_gradient(data), self.body.spectrum(self.programs(training))[:, None])
-        shape = tf.shape(magnitude)  # (P, b, 125, 513)
-        probs = self.body.probs_from_mel(self.body.mel(tf.reshape(magnitude, tf.concat([[-1], shape[2:]], 0))))
+        spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
+        shape = tf.shape(spectrum)
+        probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
         probs = tf.reshape(probs, (self.P, shape[1], -1))
         target = tf.einsum("pbs,psk->pbk", probs, self.maps)
         ce = tf.reduce_mean(self.keras.losses.sparse_categorical_crossentropy(y, target), axis=1)

@@ -304,9 +304,8 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
             config, data, run_name=spec.name, mapping=mapping, groups=groups, n_fit=len(y_fit),
             n_validation=len(y_val), am_info=dataclasses.asdict(am_info), trainable_params=utils.WAVE_LEN,
             history=result["history"],
-            selection=({"criterion": "lowest validation loss (cross-entropy)", "epoch": result["best_epoch"],
-                        "value": result["best_val_ce"]} if result["best_val_ce"] is not None
-                       else {"criterion": "last epoch (no validation split)", "epoch": spec.eps}),
+            selection=training.selection_record("val_ce" if result["best_val_ce"] is not None else None,
+                                                result["best_epoch"], result["best_val_ce"], spec.eps),
             metrics=metrics, weights=None,
             wall_time_s={"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
                          "stack_total": round(share * len(specs), 2)},

@@ -202,15 +202,16 @@ def run_record(config: V2SConfig, data, *, run_name: str, mapping: int | None, g
 STEPS_PER_EXECUTION = 16
 
 
-def compile_model(model, lr: float, lr_decay: float) -> None:
+def compile_model(model, lr: float, lr_decay: float, steps_per_execution: int = STEPS_PER_EXECUTION) -> None:
     """Compile a V2S model as every run trains it: Adam with lr / (1 + lr_decay * step) (the original's legacy
-    `decay`; a constant lr when lr_decay is 0), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`)."""
+    `decay`; a constant lr when lr_decay is 0), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
+    `steps_per_execution=1` is Keras' default (the benchmark's plain reference)."""
     import keras
 
     schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule if lr_decay else lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=steps_per_execution)
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
@@ -366,11 +367,20 @@ class EpochSelector(_callback_base()):
             model.set_weights(self.best_weights)
 
     def describe(self, epochs: int) -> dict:
-        if self.monitor is None:
-            return {"criterion": "last epoch (no validation split)", "epoch": epochs}
-        criterion = {"val_ce": "lowest validation loss (cross-entropy)",
-                     "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
-        return {"criterion": criterion[self.monitor], "epoch": self.best_epoch + 1, "value": self.best_value}
+        return selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
+                                self.best_value, epochs)
+
+
+_CRITERIA = {"val_ce": "lowest validation loss (cross-entropy)",
+             "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
+
+
+def selection_record(monitor: str | None, epoch: int | None, value: float | None, epochs: int) -> dict:
+    """The record's `selection`: how the epoch was chosen (`monitor`: "val_ce", "test_accuracy" or None
+    for the last of `epochs`), the chosen epoch (1-based) and its monitored value."""
+    if monitor is None:
+        return {"criterion": "last epoch (no validation split)", "epoch": epochs}
+    return {"criterion": _CRITERIA[monitor], "epoch": epoch, "value": value}
 
 
 class TestMonitor(_callback_base()):

@@ -66,21 +66,11 @@ def make_data(length: int, n: int, seed: int):
     return x, y
 
 
-def build_naive(am, groups, dropout, l2, lr, decay):
-
+def build_naive(am, groups, dropout, l2):
     import ts_model
 
     model = ts_model.build_v2s(am, 2, groups, "1", dropout, l2)
     return model
-
-
-def compile_plain(model, lr, decay):
-    """(a)'s compile: the training optimiser, loss and metrics, one step per call (Keras' default)."""
-    import keras
-
-    schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
 
 
 def loss_and_grad(model, x, y):
@@ -117,7 +107,7 @@ def bench_shape(am, length, args):
     rng = np.random.default_rng(1)
 
     # --- equality on one batch (no dropout: the same function) -----------------------------------------
-    naive = build_naive(am, groups, 0.0, 0.04, 0.05, 0.48)
+    naive = build_naive(am, groups, 0.0, 0.04)
     fast = fast_am.accelerate_v2s(naive)
     settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.0, "groups": groups}, 2, 0.04) for p in range(P)]
     stack = multi_program.ProgramStack(am, 2, settings, length)
@@ -143,9 +133,9 @@ def bench_shape(am, length, args):
     lines.append(f"  tolerance: loss rel <= {LOSS_RTOL:g}, theta-gradient rel (L2) <= {GRAD_RTOL:g}")
 
     # --- the three training paths, as used (dropout 0.4, L2 0.04, Adam with inverse-time decay) -------
-    model_a = build_naive(am, groups, 0.4, 0.04, 0.05, 0.48)
-    compile_plain(model_a, 0.05, 0.48)
-    model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04, 0.05, 0.48))
+    model_a = build_naive(am, groups, 0.4, 0.04)
+    training.compile_model(model_a, 0.05, 0.48, steps_per_execution=1)  # plain fit: Keras' default
+    model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04))
     training.compile_model(model_b, 0.05, 0.48)  # as v2s_main.py compiles it
     settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.4, "groups": groups}, 2, 0.04) for p in range(P)]
     stack = multi_program.ProgramStack(am, 2, settings, length)
