@@ -64,7 +64,7 @@ class RunSpec:
     mod: str = "1"
     fold: int | None = None
     folds: int = 0
-    n_train: int = 0  # TRAIN series (0: unknown), only to weight the progress bar's estimate of time left
+    n_train: int = 0  # TRAIN series (0: unknown), weights the progress bar and the order of parallel stacks
 
     @property
     def cost(self) -> int:
@@ -189,6 +189,15 @@ def group_runs(specs: list[RunSpec], programs: int) -> list[list[RunSpec]]:
         size = 1 if members[0].mod == "tfa" else max(1, programs)
         stacks += [members[i:i + size] for i in range(0, len(members), size)]
     return stacks
+
+
+def schedule(stacks: list[list[RunSpec]], parallel: bool) -> list[list[RunSpec]]:
+    """The order stacks are started in. One worker: plan order (cheapest first, so the table grows fast).
+    Several workers: costliest first (TRAIN series x epochs), so no big stack starts last and runs alone
+    while the other workers idle (longest-processing-time-first scheduling)."""
+    if not parallel:
+        return stacks
+    return sorted(stacks, key=lambda stack: sum(spec.cost for spec in stack), reverse=True)
 
 
 def config_for(spec: RunSpec, out: str):
@@ -383,7 +392,7 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     from tqdm import tqdm
 
     pending = pending_runs(specs, out, retry_failed)
-    stacks = group_runs(pending, programs)
+    stacks = schedule(group_runs(pending, programs), parallel=backend == "ray" or jobs > 1)
     print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
           f"in {len(stacks)} stacks", flush=True)
     (Path(out) / "runs").mkdir(parents=True, exist_ok=True)

@@ -101,6 +101,14 @@ def test_runs_of_one_dataset_net_and_seed_are_stacked_and_tfa_runs_alone():
     assert [len(s) for s in stacks if s[0].mod == "tfa"] == [1, 1]
 
 
+def test_parallel_workers_start_the_costliest_stacks_first_and_one_worker_keeps_plan_order():
+    rows = [{"ucr_name": "Small", "length": 100, "n_classes": 2, "n_train": 50},
+            {"ucr_name": "Big", "length": 100, "n_classes": 2, "n_train": 3000}]
+    stacks = reproduce.group_runs(reproduce.plan_runs(rows, ["0"], "small", seeds=2, eps=1, data_dir=None), 4)
+    assert reproduce.schedule(stacks, parallel=False) == stacks
+    assert [s[0].dataset for s in reproduce.schedule(stacks, parallel=True)] == ["Big", "Big", "Small", "Small"]
+
+
 def test_a_crashing_stack_records_every_run_and_the_sweep_goes_on(tmp_path):
     specs = [reproduce.RunSpec("NoSuchData", "0", dr, 1, 0, 1, str(tmp_path)) for dr in (0, 4)]
     results = reproduce.execute(specs, str(tmp_path))
