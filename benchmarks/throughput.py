@@ -67,10 +67,10 @@ def make_data(length: int, n: int, seed: int):
 
 
 def build_naive(am, groups, dropout, l2):
+    """The plain Keras V2S model of a 2-class task (frozen AM, many-to-one map `groups`)."""
     import ts_model
 
-    model = ts_model.build_v2s(am, 2, groups, "1", dropout, l2)
-    return model
+    return ts_model.build_v2s(am, 2, groups, "1", dropout, l2)
 
 
 def loss_and_grad(model, x, y):

@@ -281,8 +281,6 @@ def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
 
 
 def test_table_notes_name_our_results_that_a_constant_predictor_matches():
-    import reproduce
-
     rows = [{"ucr_name": "A", "test_shares": [74.8, 25.2]}, {"ucr_name": "B", "test_shares": [50.0, 50.0]},
             {"ucr_name": "C"}]
     lines = [{"dataset": "A", "ours V2Sa (honest)": 75.1}, {"dataset": "B", "ours V2Sa (honest)": 90.0},
