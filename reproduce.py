@@ -10,13 +10,20 @@ v2s_main.py) under `<out>/runs/`; re-running skips finished runs, so an interrup
 run that crashes is recorded as `<run>.error.json` while the sweep goes on. V2S runs that share a
 dataset, AM, seed and validation split are trained together, `--programs` at a time, as one stack of
 programs (`multi_program.train_programs`: exactly independent runs, one frozen-AM call per step).
-Both protocols are computed from the same runs:
+Every run also scores TEST after every epoch (`history.test_accuracy`, `history.test_ce`), read only by
+the optimistic protocols. Three protocols are computed from the same runs, named by what they choose on
+TEST:
 
-- honest (default): per seed, the setting with the lowest validation cross-entropy (the validation
-  split is carved from TRAIN: 20 % stratified, or k folds with `--folds k`); its TEST accuracy
-  (with folds: the mean over the k fold models); mean ± std over seeds.
-- paper: per seed, the best TEST accuracy over the settings, as the paper's tables report it
-  (optimistic: the setting is chosen on TEST).
+- honest (default): nothing. Per seed, the epoch and the setting with the lowest validation
+  cross-entropy (the validation split is carved from TRAIN: 20 % stratified, or k folds with `--folds k`,
+  the protocol the paper's text describes); its TEST accuracy (with folds: the mean over the k fold
+  models); mean ± std over seeds.
+- setting-on-test: the epoch on validation, the setting with the best TEST accuracy.
+- original: the epoch AND the setting with the best TEST accuracy — what the original code printed
+  ("Best Val. Acc" with TEST as validation data) and what its checkpoint names show.
+
+`--grid` and `--seeds` take one value for every AM or one per AM (`--grid 0=paper,3=small --seeds 0=1,3=3`);
+TFa runs (`--tfa`: the paper's optimiser and Adam 1e-3) take the largest seed count unless `tfa=N` is given.
 
 The last line printed is `table=<path of table2.md>` (or table3.md).
 """
@@ -41,7 +48,16 @@ GRIDS = {
     "small": {"dr": [0, 4], "seg": [1, 10]},
 }
 NET_NAMES = {"0": "V2Sa", "3": "V2Su"}
-TFA_COLUMN = "ours TFa"
+PROTOCOLS = ("honest", "setting-on-test", "original")
+# TFa's optimisers: the paper's (the V2S one: Adam 0.05, inverse-time decay 0.48 per step), which collapses to
+# a constant predictor on most sets, and a fair fine-tuning baseline (Adam 1e-3, constant). (lr, lr_decay, column)
+TFA_OPTIMISERS = {"paper": (0.05, 0.48, "ours TFa"), "adam1e-3": (1e-3, 0.0, "ours TFa Adam 1e-3")}
+TFA_PROTOCOLS = ("honest", "original")  # one setting: setting-on-test is honest
+
+
+def tfa_key(optimiser: str) -> str:
+    """The score key (table column group) of TFa runs at a `TFA_OPTIMISERS` optimiser: "tfa", "tfa-adam1e-3"."""
+    return "tfa" if optimiser == "paper" else f"tfa-{optimiser}"
 MINIROCKET_COLUMN = "MiniRocket"
 SWD_TARGET_SERIES = 1000  # TRAIN series (seeded sample) whose logits are compared with the speech sample's
 
@@ -65,6 +81,7 @@ class RunSpec:
     fold: int | None = None
     folds: int = 0
     n_train: int = 0  # TRAIN series (0: unknown), weights the progress bar and the order of parallel stacks
+    optimiser: str = "paper"  # TFa only: a key of TFA_OPTIMISERS
 
     @property
     def cost(self) -> int:
@@ -75,7 +92,8 @@ class RunSpec:
     def name(self) -> str:
         fold = f"_fold{self.fold}of{self.folds}" if self.fold is not None else ""
         if self.mod == "tfa":
-            return f"{self.dataset}_net{self.net}_tfa_seed{self.seed}_eps{self.eps}{fold}"
+            optimiser = "" if self.optimiser == "paper" else f"-{self.optimiser}"
+            return f"{self.dataset}_net{self.net}_tfa{optimiser}_seed{self.seed}_eps{self.eps}{fold}"
         return f"{self.dataset}_net{self.net}_dr{self.dr}_seg{self.seg}_seed{self.seed}_eps{self.eps}{fold}"
 
     @property
@@ -90,19 +108,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--table", type=int, default=2, choices=[2, 3],
                         help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out")
     parser.add_argument("--datasets", default="all",
-                        help="comma-separated Table-2 names or UCR names, or 'all' (the 30 of Table 2)")
+                        help="comma-separated Table-2 names, or any UCR dataset in --data-dir (its paper columns stay "
+                             "empty), or 'all' (the 30 of Table 2)")
     parser.add_argument("--nets", default="0", help="comma-separated source AMs: 0 V2Sa, 3 V2Su")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per setting")
+    parser.add_argument("--seeds", default="3",
+                        help="seeds 0..N-1 per setting: N for every AM, or per AM, e.g. 0=1,3=3 (tfa=N for TFa; "
+                             "default the largest)")
     parser.add_argument("--eps", type=int, default=100, help="epochs per run (the paper: 100)")
-    parser.add_argument("--grid", default="small", choices=sorted(GRIDS),
-                        help="paper: dropout {0,.1,.2,.3,.4} x segments 1..10; small: dropout {0,.4} x segments {1,10}")
-    parser.add_argument("--protocol", default="honest", choices=["honest", "paper"],
-                        help="which protocol leads the printed table (both are always computed and written)")
+    parser.add_argument("--grid", default="small",
+                        help="paper: dropout {0,.1,.2,.3,.4} x segments 1..10; small: dropout {0,.4} x segments {1,10}; "
+                             "one grid for every AM, or per AM, e.g. 0=paper,3=small")
+    parser.add_argument("--protocol", default="honest", choices=PROTOCOLS,
+                        help="which protocol leads the printed table (all three are always computed and written)")
     parser.add_argument("--folds", type=int, default=0,
                         help="k >= 2: choose the setting on k-fold cross-validation of TRAIN (k runs per setting "
                              "and seed); 0: one stratified 20%% validation split")
     parser.add_argument("--tfa", action="store_true",
-                        help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed")
+                        help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed, "
+                             "twice: at the paper's optimiser and at Adam 1e-3 constant (a fair fine-tuning baseline)")
     parser.add_argument("--minirocket", action=argparse.BooleanOptionalAction, default=True,
                         help="MiniRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
     parser.add_argument("--programs", type=int, default=4,
@@ -122,22 +145,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+PAPER_COLUMNS = ("SOTA", "V2Sa", "V2Su", "TFa")
+
+
 def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[tuple[str, str]]]:
-    """The Table-2 rows to run, and (name, reason) for those skipped because the data is absent."""
+    """The rows to run, and (name, reason) for those skipped because the data is absent.
+
+    Table-2 datasets by the paper's or the UCR spelling; any other name must be a UCR dataset in the data
+    folder, tabled with empty paper columns (so a user can grow the table).
+    """
     import paper_tables
     import ts_dataloader
 
     rows = paper_tables.table2()
     if text != "all":
-        wanted = [w.strip().lower() for w in text.split(",") if w.strip()]
+        wanted = list(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
         by_name = {}
         for row in rows:
             by_name[row["dataset"].lower()] = row
             by_name[row["ucr_name"].lower()] = row
-        unknown = [w for w in wanted if w not in by_name]
+        picked, unknown = [], []
+        for name in wanted:
+            if name.lower() in by_name:
+                picked.append(by_name[name.lower()])
+                continue
+            try:
+                data = ts_dataloader.load_dataset(name, data_dir, download=False)
+            except V2SError:
+                unknown.append(name)
+                continue
+            picked.append({"dataset": data.name, "ucr_name": data.name, "input_size": data.length,
+                           "n_classes": data.n_classes, **dict.fromkeys(PAPER_COLUMNS), "orig_index": None})
         if unknown:
-            raise V2SError(f"not in the paper's Table 2: {', '.join(unknown)}")
-        rows = [by_name[w] for w in dict.fromkeys(wanted)]
+            raise V2SError(f"not in the paper's Table 2 and not a UCR dataset in the data folder: {', '.join(unknown)}")
+        rows = picked
     chosen, skipped = [], []
     for row in rows:
         try:
@@ -150,32 +191,60 @@ def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[t
     return chosen, skipped
 
 
-def plan_runs(rows: list[dict], nets: list[str], grid: str, seeds: int, eps: int, data_dir,
+def per_net(text: str, nets: list[str], flag: str, parse, extra: tuple[str, ...] = ()) -> dict:
+    """`--grid`/`--seeds` as {net: value}: one value for every net ("paper", "3"), or per net
+    ("0=paper,3=small"), every net of `nets` given; keys in `extra` (e.g. "tfa") are allowed too."""
+    text = str(text).strip()
+    if "=" not in text:
+        value = parse(text)
+        return dict.fromkeys(nets, value)
+    values = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in (*nets, *extra):
+            raise V2SError(f"{flag} {text}: {key!r} is not one of the nets in --nets ({','.join(nets)})")
+        values[key] = parse(value.strip())
+    missing = [net for net in nets if net not in values]
+    if missing:
+        raise V2SError(f"{flag} {text}: no value for net {', '.join(missing)}")
+    return values
+
+
+def plan_runs(rows: list[dict], nets: list[str], grid: str | dict, seeds: int | dict, eps: int, data_dir,
               folds: int = 0, tfa: bool = False) -> list[RunSpec]:
     """Every (dataset, net, dropout, segments, seed, fold) run of the grid whose segments fit the window,
-    plus one TFa run per (dataset, seed, fold) with `tfa`. Datasets come cheapest first (TRAIN size
-    × epochs), so the table fills row by row.
+    plus, with `tfa`, one TFa run per (dataset, seed, fold) and TFa optimiser. `grid` and `seeds` are one
+    value or {net: value} (`seeds` may also hold "tfa"; default the largest). Datasets come cheapest
+    first (TRAIN size × epochs), so the table fills row by row.
 
     Segment counts too large for a series (e.g. 10 copies of HandOutlines' 2709 samples) are left
     out of the plan and printed.
     """
     import training
 
+    grids = grid if isinstance(grid, dict) else dict.fromkeys(nets, grid)
+    counts = seeds if isinstance(seeds, dict) else dict.fromkeys(nets, seeds)
+    tfa_seeds = counts.get("tfa", max(counts[net] for net in nets))
     offset = training.V2SConfig.offset
     fold_ids = list(range(folds)) if folds else [None]
     specs = []
     for row in sorted(rows, key=lambda r: (r.get("n_train", 0), r["ucr_name"])):
-        fits = [seg for seg in GRIDS[grid]["seg"] if seg <= (utils.WAVE_LEN - offset) // row["length"]]
-        if len(fits) < len(GRIDS[grid]["seg"]):
-            print(f"{row['ucr_name']}: segments {sorted(set(GRIDS[grid]['seg']) - set(fits))} do not fit "
-                  f"{row['length']}-sample series in the window; left out")
-        for seed in range(seeds):
+        fits = {}
+        for net in nets:
+            segs = GRIDS[grids[net]]["seg"]
+            fits[net] = [seg for seg in segs if seg <= (utils.WAVE_LEN - offset) // row["length"]]
+            if len(fits[net]) < len(segs):
+                print(f"{row['ucr_name']}: segments {sorted(set(segs) - set(fits[net]))} do not fit "
+                      f"{row['length']}-sample series in the window; left out")
+        for seed in range(max(tfa_seeds if tfa else 0, *(counts[net] for net in nets))):
             for fold in fold_ids:
                 common = {"fold": fold, "folds": folds, "n_train": row.get("n_train", 0)}
                 specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, **common)
-                          for net in nets for dr in GRIDS[grid]["dr"] for seg in fits]
-                if tfa:
-                    specs.append(RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", **common))
+                          for net in nets if seed < counts[net] for dr in GRIDS[grids[net]]["dr"] for seg in fits[net]]
+                if tfa and seed < tfa_seeds:
+                    specs += [RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", optimiser=name,
+                                      **common) for name in TFA_OPTIMISERS]
     return specs
 
 
@@ -204,8 +273,12 @@ def config_for(spec: RunSpec, out: str):
     """The `training.V2SConfig` of a run: the paper's random many-to-one map, records under `<out>/runs`."""
     import training
 
+    optimiser = {}
+    if spec.mod == "tfa":
+        lr, lr_decay, _ = TFA_OPTIMISERS[spec.optimiser]
+        optimiser = {"lr": lr, "lr_decay": lr_decay}
     return training.V2SConfig(dataset=spec.dataset, data_dir=spec.data_dir, eps=spec.eps, net=spec.net,
-                              mod=spec.mod, dr=spec.dr, seg=spec.seg, seed=spec.seed, map_type="random",
+                              mod=spec.mod, dr=spec.dr, seg=spec.seg, seed=spec.seed, map_type="random", **optimiser,
                               results_dir=str(Path(out) / "runs"), weight_dir=str(Path(out) / "weights"),
                               run_name=spec.name, plot=False, verbose=0, save_weights=spec.mod == "tfa",
                               fold=spec.fold, folds=spec.folds)
@@ -294,7 +367,8 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     results = multi_program.train_programs(
         am, (x_fit, y_fit), (x_val, y_val), settings, epochs=first.eps, batch_size=configs[0].batch_size,
         lr=configs[0].lr, lr_decay=configs[0].lr_decay, l2=configs[0].l2, seed=first.seed,
-        evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)})  # the one use of TEST
+        evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
+        monitor_on={"test": (data.x_test, data.y_test)})  # per-epoch TEST, for the optimistic protocols only
     fit_seconds = time.time() - fit_started
     try:
         swd = stack_swd(am, first.net, data.x_train, [r["theta"] for r in results], settings, first.seed)
@@ -368,10 +442,20 @@ def _run_stack_in_worker(args):
     return run_stack(specs, out)
 
 
+def is_current(path: Path) -> bool:
+    """A record written by this version of the sweep: it exists and carries the per-epoch TEST history.
+    Older records (without it) still feed the honest tables, but a sweep runs them again."""
+    try:
+        return "test_accuracy" in json.loads(path.read_text()).get("history", {})
+    except (OSError, ValueError):
+        return False
+
+
 def pending_runs(specs: list[RunSpec], out: str, retry_failed: bool = False) -> list[RunSpec]:
-    """The specs with neither a record nor (unless `retry_failed`) an error record under `<out>/runs/`."""
+    """The specs with neither a current record (`is_current`) nor (unless `retry_failed`) an error record
+    under `<out>/runs/`."""
     runs = Path(out) / "runs"
-    return [s for s in specs if not (runs / f"{s.name}.json").exists()
+    return [s for s in specs if not is_current(runs / f"{s.name}.json")
             and (retry_failed or not (runs / f"{s.name}.error.json").exists())]
 
 
@@ -477,19 +561,38 @@ def load_records(out: str, specs: list[RunSpec] | None = None) -> list[dict]:
 
 
 def column_key(record: dict) -> str:
-    """The table column a run belongs to: the net ("0", "3") or "tfa"."""
+    """The table column a run belongs to: the net ("0", "3"), "tfa" (the paper's optimiser) or
+    "tfa-adam1e-3" (a TFa optimiser of `TFA_OPTIMISERS` by its recorded lr and decay)."""
     cfg = record["config"]
-    return "tfa" if str(cfg.get("mod")) == "tfa" else str(cfg["net"])
+    if str(cfg.get("mod")) != "tfa":
+        return str(cfg["net"])
+    for name, (lr, lr_decay, _) in TFA_OPTIMISERS.items():
+        if cfg.get("lr", 0.05) == lr and cfg.get("lr_decay", 0.48) == lr_decay:
+            return tfa_key(name)
+    return f"tfa-lr{cfg['lr']:g}-decay{cfg['lr_decay']:g}"
+
+
+def _mean_curve(runs: list[dict], key: str) -> np.ndarray | None:
+    """The per-epoch `history[key]` averaged over a setting's runs (its folds); None if a run lacks it."""
+    curves = [r.get("history", {}).get(key) for r in runs]
+    if any(not c for c in curves) or len({len(c) for c in curves}) != 1:
+        return None
+    return np.mean(np.asarray(curves, dtype=float), axis=0)
 
 
 def protocol_scores(records: list[dict]) -> dict:
-    """Per (dataset, column): test accuracies per seed under both protocols.
+    """Per (dataset, column): TEST accuracies per seed under the three protocols (see the module docstring).
 
-    A setting's score is the mean over its folds (one "fold" without --folds). honest: per seed, the
-    setting with the lowest (fold-mean) validation cross-entropy, its (fold-mean) test accuracy. paper:
-    per seed, the highest (fold-mean) test accuracy over the settings.
-    Returns {(dataset, column): {"honest": [...], "paper": [...], "settings": [...], "seeds": [...], "runs": n,
-    "seconds": s}}, per seed in `seeds` order, "settings" being the honest choice of each seed.
+    A setting's score is the mean over its folds (one "fold" without --folds); its per-epoch TEST curve is
+    the mean of its folds' `history.test_accuracy`. Per seed:
+    - honest: the setting with the lowest (fold-mean) validation cross-entropy, its (fold-mean) TEST
+      accuracy at the epochs chosen on validation;
+    - setting-on-test: the highest (fold-mean) TEST accuracy over the settings, epochs chosen on validation;
+    - original: the highest TEST accuracy over the settings AND the epochs (of the fold-mean curve).
+      Only where every run of the seed has the per-epoch TEST history (older records have none).
+    Returns {(dataset, column): {"honest": [...], "setting-on-test": [...], "original": [...] (only if
+    every seed has it), "settings": [...] (the honest choice per seed), "original_choice": [{"dr", "seg",
+    "epoch"} per seed], "seeds": [...], "runs": n, "seconds": s}}, lists in `seeds` order.
     """
     groups: dict = {}
     for rec in records:
@@ -498,21 +601,28 @@ def protocol_scores(records: list[dict]) -> dict:
         groups.setdefault(key, {}).setdefault(cfg["seed"], {}).setdefault((cfg["dr"], cfg["seg"]), []).append(rec)
     scores = {}
     for key, by_seed in groups.items():
-        honest, paper, chosen_settings, seconds, n = [], [], [], 0.0, 0
-        seeds = sorted(by_seed)
-        for seed in sorted(by_seed):
-            summary = {}
+        result = {"honest": [], "setting-on-test": [], "original": [], "settings": [], "original_choice": [],
+                  "seeds": sorted(by_seed), "runs": 0, "seconds": 0.0}
+        for seed in result["seeds"]:
+            summary, curves = {}, {}
             for setting, runs in sorted(by_seed[seed].items()):
-                n += len(runs)
-                seconds += sum(r["wall_time_s"]["total"] for r in runs)
+                result["runs"] += len(runs)
+                result["seconds"] += sum(r["wall_time_s"]["total"] for r in runs)
                 summary[setting] = (float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in runs])),
                                     float(np.mean([r["metrics"]["test"]["accuracy"] for r in runs])))
+                curves[setting] = _mean_curve(runs, "test_accuracy")
             choice = min(summary, key=lambda s: (summary[s][0], s))
-            honest.append(summary[choice][1])
-            chosen_settings.append({"dr": choice[0], "seg": choice[1]})
-            paper.append(max(test for _, test in summary.values()))
-        scores[key] = {"honest": honest, "paper": paper, "settings": chosen_settings, "seeds": seeds, "runs": n,
-                       "seconds": seconds}
+            result["honest"].append(summary[choice][1])
+            result["settings"].append({"dr": choice[0], "seg": choice[1]})
+            result["setting-on-test"].append(max(test for _, test in summary.values()))
+            if all(c is not None for c in curves.values()):
+                best = max(curves, key=lambda s: (curves[s].max(), s))
+                epoch = int(np.argmax(curves[best]))
+                result["original"].append(float(curves[best][epoch]))
+                result["original_choice"].append({"dr": best[0], "seg": best[1], "epoch": epoch + 1})
+        if len(result["original"]) < len(result["seeds"]):
+            del result["original"], result["original_choice"]
+        scores[key] = result
     return scores
 
 
@@ -588,19 +698,20 @@ def majority_notes(rows: list[dict], lines: list[dict], columns: tuple[str, ...]
     return ["", *notes] if notes else []
 
 
-def summary_stats(accuracies: list[float], n_classes: list[int], sota: list[float]) -> dict:
+def summary_stats(accuracies: list[float], n_classes: list[int], sota: list[float | None]) -> dict:
     """Mean and median accuracy, MPCE and wins vs SOTA of one column (accuracies in percent).
 
     MPCE (Wang et al. 2017): the mean over datasets of error rate / number of classes, in percent.
-    Wins: datasets where the column is at least SOTA.
+    Wins: datasets where the column is at least SOTA (rows without a SOTA number are not counted).
     """
     acc = np.asarray(accuracies, dtype=float)
     errors = 1.0 - acc / 100.0
+    wins = sum(a >= b for a, b in zip(acc, sota) if b is not None)
     return {
         "mean": float(np.mean(acc)),
         "median": float(np.median(acc)),
         "mpce": float(np.mean(errors / np.asarray(n_classes, dtype=float)) * 100.0),
-        "wins": int(np.sum(acc >= np.asarray(sota, dtype=float))),
+        "wins": int(wins),
         "n": int(len(acc)),
     }
 
@@ -611,98 +722,179 @@ def _put(line: dict, column: str, values) -> None:
     line[column + " std"] = float(values.std())
 
 
+def score_columns(key: str) -> list[tuple[str, str]]:
+    """(table column, protocol) of a score key: a net's three protocols, a TFa optimiser's two."""
+    if key in NET_NAMES or key.isdigit():
+        return [(f"ours {NET_NAMES.get(key, 'net' + key)} ({p})", p) for p in PROTOCOLS]
+    label = next((col for name, (_, _, col) in TFA_OPTIMISERS.items() if key == tfa_key(name)), f"ours {key}")
+    return [(f"{label} ({p})", p) for p in TFA_PROTOCOLS]
+
+
 def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> tuple[list[dict], dict]:
-    """Table-2 lines (percent) and the summary of every column.
+    """Table-2 lines (percent) and the summary of every column over all lines.
 
     A dataset gets a line once one of the requested nets has results ("seeds": how many seeds the first
-    of them averages); the other nets', TFa and MiniRocket columns are filled where they have results. Each column's summary is over the lines where it has a value
-    (its `n` says how many), computed the same way for every column.
+    of them averages, "settings": its settings per seed); the other nets', TFa and MiniRocket columns are
+    filled where they have results. Each column's summary is over the lines where it has a value (its `n`
+    says how many), computed the same way for every column. Paper columns are left out of a line for a
+    dataset outside Table 2.
     """
+    import paper_tables
+
+    tfa_keys = [tfa_key(name) for name in TFA_OPTIMISERS]
     lines = []
     for row in rows:
-        line = {"dataset": row["ucr_name"], "classes": row["n_classes"], "SOTA": row["SOTA"],
-                "paper V2Sa": row["V2Sa"], "paper V2Su": row["V2Su"], "paper TFa": row["TFa"]}
+        line = {"dataset": row["ucr_name"], "classes": row["n_classes"], "flag": paper_tables.flag(row["ucr_name"])}
+        for paper_column in PAPER_COLUMNS:
+            if row.get(paper_column) is not None:
+                line[paper_column if paper_column == "SOTA" else f"paper {paper_column}"] = row[paper_column]
         have = [net for net in nets if (row["ucr_name"], net) in scores]
         if not have:
             continue
         seconds = 0.0
-        line["seeds"] = len(scores[(row["ucr_name"], have[0])]["honest"])
-        for net in have:
-            score = scores[(row["ucr_name"], net)]
-            for protocol in ("honest", "paper"):
-                _put(line, f"ours {NET_NAMES.get(net, 'net' + net)} ({protocol})", score[protocol])
+        first = scores[(row["ucr_name"], have[0])]
+        line["seeds"] = len(first["honest"])
+        line["settings"] = first["runs"] // max(1, len(first["honest"]))
+        for key in have + [k for k in tfa_keys if (row["ucr_name"], k) in scores]:
+            score = scores[(row["ucr_name"], key)]
+            for column, protocol in score_columns(key):
+                if protocol in score:
+                    _put(line, column, score[protocol])
             seconds += score["seconds"]
-        if (row["ucr_name"], "tfa") in scores:
-            _put(line, TFA_COLUMN, scores[(row["ucr_name"], "tfa")]["honest"])
-            seconds += scores[(row["ucr_name"], "tfa")]["seconds"]
         if (row["ucr_name"], "minirocket") in scores:
             _put(line, MINIROCKET_COLUMN, scores[(row["ucr_name"], "minirocket")]["values"])
         line["wall time s"] = round(seconds, 1)
         lines.append(line)
-    columns = value_columns(lines, lead)
+    return lines, summarise(lines, lead)
+
+
+def summarise(lines: list[dict], lead: str = "honest") -> dict:
+    """{column: summary_stats} of every value column, each over the lines where it has a value."""
     summary = {}
-    for c in columns:
+    for c in value_columns(lines, lead):
         have = [l for l in lines if c in l]
-        summary[c] = summary_stats([l[c] for l in have], [l["classes"] for l in have], [l["SOTA"] for l in have])
-    return lines, summary
+        summary[c] = summary_stats([l[c] for l in have], [l["classes"] for l in have], [l.get("SOTA") for l in have])
+    return summary
+
+
+def unflagged(lines: list[dict]) -> list[dict]:
+    """The lines without an artefact flag, the paper's V2Sa replaced by the authors' revision where there is one."""
+    import paper_tables
+
+    kept = []
+    for line in lines:
+        if line["dataset"] in paper_tables.ARTEFACT_ROWS:
+            continue
+        if line["dataset"] in paper_tables.REVISED_V2SA and "paper V2Sa" in line:
+            line = {**line, "paper V2Sa": paper_tables.REVISED_V2SA[line["dataset"]]}
+        kept.append(line)
+    return kept
+
+
+def paper_gaps(lines: list[dict], rows_label: str) -> list[dict]:
+    """Ours vs the paper per column of ours with a paper counterpart, over the lines that have both:
+    mean and median of each, and the gap ours − paper (points)."""
+    out = []
+    for column in value_columns(lines):
+        if not column.startswith("ours "):
+            continue
+        name = column.removeprefix("ours ").split(" (")[0]
+        paper_column = f"paper {name.split(' ')[0]}"
+        if name not in ("V2Sa", "V2Su", "TFa") and not name.startswith("TFa "):
+            continue
+        both = [l for l in lines if column in l and paper_column in l]
+        if not both:
+            continue
+        ours, paper = np.array([l[column] for l in both]), np.array([l[paper_column] for l in both])
+        out.append({"rows": rows_label, "column": column, "paper column": paper_column, "datasets": len(both),
+                    "ours mean": float(ours.mean()), "paper mean": float(paper.mean()),
+                    "mean gap": float(ours.mean() - paper.mean()), "ours median": float(np.median(ours)),
+                    "paper median": float(np.median(paper)), "median gap": float(np.median(ours) - np.median(paper)),
+                    "more than 3 points under": ", ".join(l["dataset"] for l, o, q in zip(both, ours, paper) if o < q - 3)})
+    return out
 
 
 def value_columns(lines: list[dict], lead: str = "honest") -> list[str]:
     """The accuracy columns present in any line: the paper's, ours (per AM, the `lead` protocol first), baselines."""
     order = ["SOTA", "paper V2Sa", "paper V2Su", "paper TFa"]
-    seen = {c for l in lines for c in l if not c.endswith(" std")} - {"dataset", "classes", "seeds", "wall time s"}
-    ours = sorted((c for c in seen if c.startswith("ours ") and c != TFA_COLUMN),
-                  key=lambda c: (c.split(" (")[0], not c.endswith(f"({lead})")))
-    return [c for c in order if c in seen] + ours + [c for c in (TFA_COLUMN, MINIROCKET_COLUMN) if c in seen]
+    info = {"dataset", "classes", "flag", "seeds", "settings", "wall time s"}
+    seen = {c for l in lines for c in l if not c.endswith(" std")} - info
+    rank = {p: i for i, p in enumerate(PROTOCOLS)}
+
+    def key(c):
+        base, protocol = c.split(" (")[0], c.split(" (")[-1].rstrip(")")
+        return (base.startswith("ours TFa"), base, protocol != lead, rank.get(protocol, 9))
+
+    ours = sorted((c for c in seen if c.startswith("ours ")), key=key)
+    return [c for c in order if c in seen] + ours + [c for c in (MINIROCKET_COLUMN,) if c in seen]
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _cell(line: dict, c: str) -> str:
+    value = line.get(c)
+    if value is None or value == "":
+        return "–" if c != "flag" else ""
+    if isinstance(value, float) and c + " std" in line:
+        return f"{value:.2f} ± {line[c + ' std']:.2f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    utils.atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str,
                   notes: list[str] = ()) -> Path:
-    """table2.csv, table2.md and a scatter of ours vs the paper (PNG)."""
-    import csv
-    import io
-
+    """table2.csv (one line per dataset), table2_vs_paper.csv (ours vs the paper over all and over the
+    unflagged rows), table2.md and a scatter of ours vs the paper (PNG)."""
     values = value_columns(lines, lead)
-    shown = ["dataset", "classes"] + values + (["seeds", "wall time s"] if lines else [])
-    fields = (["dataset", "classes"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
-              + ["seeds", "wall time s"])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
-    writer.writeheader()
-    writer.writerows(lines)
-    utils.atomic_write_bytes(out / "table2.csv", buffer.getvalue().encode())
+    info = ["seeds", "settings", "wall time s"] if lines else []
+    shown = ["dataset", "classes", "flag"] + values + info
+    fields = (["dataset", "classes", "flag"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
+              + info)
+    _csv(out / "table2.csv", fields, lines)
+    kept = unflagged(lines)
+    gaps = paper_gaps(lines, "all") + paper_gaps(kept, "unflagged")
+    gap_fields = ["rows", "column", "paper column", "datasets", "ours mean", "paper mean", "mean gap", "ours median",
+                  "paper median", "median gap", "more than 3 points under"]
+    _csv(out / "table2_vs_paper.csv", gap_fields, gaps)
 
-    md = [f"# Table 2, reproduced ({lead} protocol leads; both shown)", "", f"Command: `{command}`", ""]
-    md.append("| " + " | ".join(shown) + " |")
-    md.append("|" + "---|" * len(shown))
-    for line in lines:
-        cells = []
-        for c in shown:
-            value = line.get(c)
-            if value is None:
-                cells.append("–")
-            elif isinstance(value, float) and c + " std" in line:
-                cells.append(f"{value:.2f} ± {line[c + ' std']:.2f}")
-            elif isinstance(value, float):
-                cells.append(f"{value:.2f}")
-            else:
-                cells.append(str(value))
-        md.append("| " + " | ".join(cells) + " |")
-    for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
-                        ("wins", "Wins vs SOTA"), ("n", "Datasets")):
-        cells = [label, ""] + [_stat_cell(summary.get(c), stat) for c in values] + (["", ""] if lines else [])
-        md.append("| " + " | ".join(cells) + " |")
+    md = [f"# Table 2, reproduced ({lead} protocol leads; all three shown)", "", f"Command: `{command}`", "",
+          "Protocols, named by what they choose on TEST: **honest** nothing (epoch and setting on validation); "
+          "**setting-on-test** the setting; **original** the epoch and the setting (what the original code printed). "
+          "Flags: *artefact* rows are left out of the unflagged summary; ECG200's paper V2Sa is compared as the "
+          "authors' revised 85.5 there. Methods and analysis: [docs/reproduction.md](../../docs/reproduction.md).", ""]
+    md += _markdown(shown, [[_cell(line, c) for c in shown] for line in lines])
+    kept_summary = summarise(kept, lead)
+    for title, stats_of in (("all rows", summary), (f"the {len(kept)} unflagged rows", kept_summary)):
+        md += ["", f"Summary over {title} (each column over the rows where it has a value):", ""]
+        rows = []
+        for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
+                            ("wins", "Wins vs SOTA"), ("n", "Datasets")):
+            rows.append([label] + [_stat_cell(stats_of.get(c), stat) for c in values])
+        md += _markdown(["", *values], rows)
+    if gaps:
+        md += ["", "Ours vs the paper, over the rows where both have a number (points; ECG200's paper V2Sa is 85.5 in "
+               "the unflagged rows):", ""]
+        md += _markdown(gap_fields, [[g["rows"], g["column"], g["paper column"], str(g["datasets"])]
+                                     + [f"{g[k]:.2f}" for k in gap_fields[4:10]] + [g[gap_fields[10]] or "–"]
+                                     for g in gaps])
     total = sum(l["wall time s"] for l in lines)
-    md += ["", f"Summary rows: each column over the datasets where it has a value (row 'Datasets'), computed the same "
-           "way for every column (MPCE: mean over datasets of error rate / classes, in percent; the paper's printed "
-           f"MPCE cannot be recomputed from its own rows). Wall time of the runs in the table: {total / 3600:.2f} h "
-           "(sum over runs, stacks shared equally; V2S and TFa runs).",
-           "honest: setting chosen per seed on validation cross-entropy (20 % of TRAIN, or the mean over k folds); "
-           "paper: best TEST accuracy over the settings per seed, as the paper reports (optimistic). Epochs are chosen "
-           "on validation in both. The paper is ambiguous on how its '10-fold' model selection and 'average of 10 runs' "
-           "combine with 'best over dropout × segments'; we report mean ± std over seeds of each protocol. "
-           "TFa: the AM fine-tuned with a dense head on zero-padded input, epoch chosen on validation; MiniRocket: "
-           "aeon, fit on TRAIN, scored on TEST, mean ± std over seeds."]
+    md += ["", f"MPCE: mean over datasets of error rate / classes, in percent (the paper's printed MPCE cannot be "
+           f"recomputed from its own rows). Wall time of the runs in the table: {total / 3600:.2f} h (sum over runs, "
+           "stacks shared equally)."]
     md += list(notes)
     if skipped:
         md += ["", "Skipped datasets (data not found):"] + [f"- {name}: {reason}" for name, reason in skipped]
@@ -725,23 +917,24 @@ def _scatter(lines: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    pairs = (("ours V2Sa (honest)", "paper V2Sa", "o"), ("ours V2Sa (paper)", "paper V2Sa", "x"),
-             ("ours V2Su (honest)", "paper V2Su", "s"), ("ours V2Su (paper)", "paper V2Su", "+"),
-             (TFA_COLUMN, "paper TFa", "^"))
-    for column, paper_column, marker in pairs:
-        have = [l for l in lines if column in l]
-        if have:
-            ax.scatter([l[paper_column] for l in have], [l[column] for l in have], marker=marker,
-                       label=f"{column} vs {paper_column}")
+    markers = {"honest": "o", "setting-on-test": "x", "original": "^"}
+    for name in ("V2Sa", "V2Su"):
+        for protocol, marker in markers.items():
+            column = f"ours {name} ({protocol})"
+            have = [l for l in lines if column in l and f"paper {name}" in l]
+            if have:
+                ax.scatter([l[f"paper {name}"] for l in have], [l[column] for l in have], marker=marker,
+                           label=f"{column} vs paper {name}", alpha=0.8 if name == "V2Sa" else 0.4)
     for l in lines:  # name the datasets more than 10 points off the paper (honest V2Sa)
-        if "ours V2Sa (honest)" in l and abs(l["ours V2Sa (honest)"] - l["paper V2Sa"]) > 10:
+        if "ours V2Sa (honest)" in l and "paper V2Sa" in l and abs(l["ours V2Sa (honest)"] - l["paper V2Sa"]) > 10:
             ax.annotate(l["dataset"], (l["paper V2Sa"], l["ours V2Sa (honest)"]), fontsize=7,
                         xytext=(-4, -10), textcoords="offset points", ha="right")
     ax.plot([0, 100], [0, 100], color="grey", linestyle=":")
     ax.set_xlabel("paper's accuracy (%)")
     ax.set_ylabel("our accuracy (%)")
     ax.set_title(f"Table 2: ours vs the paper, {len(lines)} datasets", fontsize=10)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
@@ -805,10 +998,26 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
     return out / "table3.md"
 
 
+def _grid_name(text: str) -> str:
+    if text not in GRIDS:
+        raise V2SError(f"--grid {text}: choose {' or '.join(sorted(GRIDS))} (or per net, e.g. 0=paper,3=small)")
+    return text
+
+
+def _seed_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise V2SError(f"--seeds {text}: give a whole number of seeds, at least 1 (or per net, e.g. 0=1,3=3)")
+    return value
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.seeds < 1 or args.eps < 1 or args.jobs < 1 or args.programs < 1:
-        raise V2SError("--seeds, --eps, --jobs and --programs must be at least 1")
+    if args.eps < 1 or args.jobs < 1 or args.programs < 1:
+        raise V2SError("--eps, --jobs and --programs must be at least 1")
     if args.folds == 1 or args.folds < 0:
         raise V2SError("--folds must be 0 (one 20% validation split) or at least 2")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
@@ -817,6 +1026,8 @@ def main(argv=None) -> int:
     for net in nets:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
+    grids = per_net(args.grid, nets, "--grid", _grid_name)
+    seeds = per_net(args.seeds, nets, "--seeds", _seed_count, extra=("tfa",))
     out = Path(args.out)
     command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
     utils.setup_tensorflow()
@@ -824,7 +1035,7 @@ def main(argv=None) -> int:
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
     # the tables read the records of this plan only; TFa runs are shown wherever they exist
-    tabled = plan_runs(rows, nets, args.grid, args.seeds, args.eps, args.data_dir, args.folds, tfa=True)
+    tabled = plan_runs(rows, nets, grids, seeds, args.eps, args.data_dir, args.folds, tfa=True)
     if args.table == 3:
         records = load_records(str(out), tabled)
         if not records:
@@ -833,7 +1044,7 @@ def main(argv=None) -> int:
         print(table.read_text())
         print(f"table={table}")
         return 0
-    scores_extra = baseline_scores(rows, args.seeds, str(out), args.data_dir) if args.minirocket else {}
+    scores_extra = baseline_scores(rows, max(seeds.values()), str(out), args.data_dir) if args.minirocket else {}
     specs = [s for s in tabled if args.tfa or s.mod != "tfa"]
     if not args.report_only:
         execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend,
@@ -841,7 +1052,7 @@ def main(argv=None) -> int:
     scores = {**protocol_scores(load_records(str(out), tabled)), **scores_extra}
     lines, summary = build_table(rows, scores, nets, args.protocol)
     failed = failed_runs(specs, str(out))
-    ours = tuple(f"ours {NET_NAMES[net]} ({args.protocol})" for net in nets) + (TFA_COLUMN,)
+    ours = tuple(f"ours {NET_NAMES[net]} ({args.protocol})" for net in nets) + ("ours TFa (honest)",)
     notes = constant_predictor_notes(rows) + majority_notes(rows, lines, ours) + ([
         "", f"{len(failed)} planned runs failed (error records; the protocols chose among the others; "
         f"`--retry-failed` runs them again): {', '.join(failed)}"] if failed else [])

@@ -125,9 +125,9 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
 
     has_val = len(y_val) > 0
     selector = EpochSelector("test_accuracy" if config.select_on_test else "val_ce" if has_val else None)
-    callbacks = [selector]
-    if config.select_on_test:
-        callbacks.insert(0, TestMonitor(x_test, data.y_test))
+    # TEST scored after every epoch into the history (test_ce, test_accuracy), for reporting the optimistic
+    # protocols only: nothing reads it to choose unless --select-on-test. Before the selector, which may read it.
+    callbacks = [TestMonitor(x_test, data.y_test), selector]
     if config.per:
         callbacks.append(PeriodicSaver(config.per, weight_dir / "beta", run_name))
     swd_callback = SWDCallback.from_speech(am, x_fit, seed=config.seed) if config.swd else None
@@ -384,7 +384,9 @@ def selection_record(monitor: str | None, epoch: int | None, value: float | None
 
 
 class TestMonitor(_callback_base()):
-    """Adds test cross-entropy/accuracy to each epoch's logs (only with --select-on-test)."""
+    """Adds TEST cross-entropy and accuracy to each epoch's logs (`test_ce`, `test_accuracy`), so they land
+    in the history: reported for the optimistic protocols, read by nothing that chooses (except the
+    selector of --select-on-test)."""
 
     def __init__(self, x_test, y_test):
         super().__init__()

@@ -6,10 +6,12 @@ variables that TensorFlow reads when it is first imported.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -141,7 +143,24 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             found[name] = None
     found["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")
+    found["v2s_commit"] = code_commit()
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str | None:
+    """The git commit of the code that is running (with "+changes" if the work tree differs from it), or
+    None outside a git checkout: every record says which code produced it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"],
+                               cwd=PROJECT_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty else "")
 
 
 def sliced_wasserstein_distance(a, b, n_projections: int = 1000, seed: int = 0, p: int = 2) -> float:

@@ -13,10 +13,12 @@ import reproduce
 import utils
 
 
-def fake_record(spec, val_ce, test_acc):
+def fake_record(spec, val_ce, test_acc, test_curve=None):
+    """A run record as the sweep writes it; `test_curve` is its per-epoch TEST accuracy (default: flat)."""
     return {"run": spec.name, "config": {"net": spec.net, "mod": spec.mod, "seed": spec.seed, "dr": spec.dr,
                                          "seg": spec.seg, "fold": spec.fold, "folds": spec.folds},
             "dataset": {"name": spec.dataset}, "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
+            "history": {"test_accuracy": list(test_curve or [test_acc] * spec.eps)},
             "wall_time_s": {"total": 1.0}}
 
 
@@ -88,17 +90,17 @@ def test_protocols_pick_on_validation_or_on_test():
         fake_record(by_setting[(4, 1)], val_ce=0.4, test_acc=0.70),
     ]
     scores = reproduce.protocol_scores(records)[("Toy", "0")]
-    assert scores["honest"] == [0.60] and scores["paper"] == [0.90] and scores["runs"] == 3
+    assert scores["honest"] == [0.60] and scores["setting-on-test"] == [0.90] and scores["runs"] == 3
 
 
 def test_runs_of_one_dataset_net_and_seed_are_stacked_and_tfa_runs_alone():
     specs = reproduce.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None, tfa=True)
     stacks = reproduce.group_runs(specs, programs=4)
     v2s = [s for s in stacks if s[0].mod == "1"]
-    assert sum(len(s) for s in stacks) == len(specs) == 2 * (5 * 10 + 1)
+    assert sum(len(s) for s in stacks) == len(specs) == 2 * (5 * 10 + 2)  # two TFa optimisers per seed
     assert all(len(s) <= 4 and len({x.group for x in s}) == 1 for s in v2s)
     assert len(v2s) == 2 * 13  # 50 settings per seed in stacks of 4, 4, ..., 2
-    assert [len(s) for s in stacks if s[0].mod == "tfa"] == [1, 1]
+    assert [len(s) for s in stacks if s[0].mod == "tfa"] == [1, 1, 1, 1]
 
 
 def test_parallel_workers_start_the_costliest_stacks_first_and_one_worker_keeps_plan_order():
@@ -127,19 +129,22 @@ def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
     ]
     scores = reproduce.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [pytest.approx(0.75)] and scores["settings"] == [{"dr": 4, "seg": 10}]
-    assert scores["paper"] == [pytest.approx(0.75)] and scores["runs"] == 4
+    assert scores["setting-on-test"] == [pytest.approx(0.75)] and scores["runs"] == 4
 
 
 def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
     rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0} for n in ("A", "B")]
-    scores = {("A", "0"): {"honest": [0.8], "paper": [0.9], "runs": 4, "seconds": 4.0},
-              ("B", "0"): {"honest": [0.6], "paper": [0.7], "runs": 4, "seconds": 4.0},
-              ("A", "tfa"): {"honest": [0.5], "paper": [0.5], "runs": 1, "seconds": 2.0},
+    scores = {("A", "0"): {"honest": [0.8], "setting-on-test": [0.9], "runs": 4, "seconds": 4.0},
+              ("B", "0"): {"honest": [0.6], "setting-on-test": [0.7], "runs": 4, "seconds": 4.0},
+              ("A", "tfa"): {"honest": [0.5], "original": [0.55], "runs": 1, "seconds": 2.0},
+              ("A", "tfa-adam1e-3"): {"honest": [0.7], "runs": 1, "seconds": 1.0},
               ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0}}
     lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
-    assert lines[0]["ours TFa"] == pytest.approx(50.0) and "ours TFa" not in lines[1]
-    assert lines[0]["MiniRocket"] == pytest.approx(95.0) and lines[0]["wall time s"] == 6.0
-    assert summary["ours TFa"]["n"] == 1 and summary["ours V2Sa (honest)"]["n"] == 2
+    assert lines[0]["ours TFa (honest)"] == pytest.approx(50.0) and "ours TFa (honest)" not in lines[1]
+    assert lines[0]["ours TFa (original)"] == pytest.approx(55.0)
+    assert lines[0]["ours TFa Adam 1e-3 (honest)"] == pytest.approx(70.0)
+    assert lines[0]["MiniRocket"] == pytest.approx(95.0) and lines[0]["wall time s"] == 7.0
+    assert summary["ours TFa (honest)"]["n"] == 1 and summary["ours V2Sa (honest)"]["n"] == 2
     assert summary["ours V2Sa (honest)"]["mean"] == pytest.approx(70.0)
     text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
     assert "| B | 2 |" in text and "–" in text and "| Datasets |" in text
@@ -180,11 +185,11 @@ def test_summary_maths_on_a_hand_made_case():
 
 def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
     rows = [{"ucr_name": "Toy", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
-    scores = {("Toy", "0"): {"honest": [0.8, 0.9], "paper": [0.9, 1.0], "runs": 8, "seconds": 4.0}}
+    scores = {("Toy", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 1.0], "runs": 8, "seconds": 4.0}}
     lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
     assert lines[0]["ours V2Sa (honest)"] == pytest.approx(85.0)
     assert lines[0]["ours V2Sa (honest) std"] == pytest.approx(5.0)
-    assert summary["ours V2Sa (paper)"]["wins"] == 1 and summary["ours V2Sa (honest)"]["wins"] == 0
+    assert summary["ours V2Sa (setting-on-test)"]["wins"] == 1 and summary["ours V2Sa (honest)"]["wins"] == 0
     table = reproduce.write_outputs(lines, summary, [("Gone", "not found")], tmp_path, "honest", "python reproduce.py")
     text = table.read_text()
     assert "85.00 ± 5.00" in text and "Skipped datasets" in text and "- Gone: not found" in text
@@ -201,9 +206,9 @@ def test_absent_datasets_are_listed_as_skipped_with_the_reason():
     assert all("not found" in reason for _, reason in skipped)
 
 
-def test_unknown_table2_dataset_is_a_clear_error():
-    with pytest.raises(utils.V2SError, match="not in the paper's Table 2: nosuch"):
-        reproduce.select_datasets("ECG200,NoSuch", None)
+def test_unknown_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(utils.V2SError, match="not in the paper's Table 2 and not a UCR dataset in the data folder: NoSuch"):
+        reproduce.select_datasets("ECG200,NoSuch", str(tmp_path))
 
 
 @pytest.mark.slow
@@ -256,14 +261,16 @@ def test_a_worker_that_dies_is_recorded_as_failed_runs(tmp_path):
 
 
 def test_the_lead_protocol_comes_first():
-    line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (paper)": 2.0, "SOTA": 3.0}
-    assert reproduce.value_columns([line], "paper") == ["SOTA", "ours V2Sa (paper)", "ours V2Sa (honest)"]
-    assert reproduce.value_columns([line], "honest") == ["SOTA", "ours V2Sa (honest)", "ours V2Sa (paper)"]
+    line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (setting-on-test)": 2.0, "ours V2Sa (original)": 2.5, "SOTA": 3.0}
+    assert reproduce.value_columns([line], "original") == ["SOTA", "ours V2Sa (original)", "ours V2Sa (honest)",
+                                                           "ours V2Sa (setting-on-test)"]
+    assert reproduce.value_columns([line], "honest") == ["SOTA", "ours V2Sa (honest)", "ours V2Sa (setting-on-test)",
+                                                         "ours V2Sa (original)"]
 
 
 def test_a_dataset_is_tabled_once_one_net_has_results():
     rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
-    scores = {("A", "0"): {"honest": [0.8, 0.9], "paper": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
+    scores = {("A", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
     lines, summary = reproduce.build_table(rows, scores, ["0", "3"], "honest")
     assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
 
@@ -271,8 +278,6 @@ def test_a_dataset_is_tabled_once_one_net_has_results():
 def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
     """The plan starts with the smallest TRAIN set; each run's progress weight is TRAIN size x epochs, so
     the bar's time left accounts for the big datasets at the end."""
-    import reproduce
-
     rows = [{"ucr_name": "Big", "length": 500, "n_train": 1000}, {"ucr_name": "Small", "length": 500, "n_train": 10}]
     specs = reproduce.plan_runs(rows, ["0"], "small", 1, 100, None)
     assert [s.dataset for s in specs] == ["Small"] * 4 + ["Big"] * 4
@@ -285,7 +290,99 @@ def test_table_notes_name_our_results_that_a_constant_predictor_matches():
             {"ucr_name": "C"}]
     lines = [{"dataset": "A", "ours V2Sa (honest)": 75.1}, {"dataset": "B", "ours V2Sa (honest)": 90.0},
              {"dataset": "C", "ours V2Sa (honest)": 50.0}]
-    notes = reproduce.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa"))
+    notes = reproduce.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa (honest)"))
     assert notes == ["", "ours V2Sa (honest) is at most 1 point above the TEST majority share (what predicting the "
                          "largest class scores) on 1 dataset: A 75.1 (74.8)."]
     assert reproduce.majority_notes(rows, lines[1:], ("ours V2Sa (honest)",)) == []
+
+
+def test_the_three_protocols_on_a_hand_made_case():
+    """Three settings, three epochs, one seed: honest takes the validation choice, setting-on-test the best
+    reported TEST score, original the best TEST epoch of any setting (here a mid-run peak of a setting that
+    neither of the others would pick)."""
+    specs = {(s.dr, s.seg): s for s in reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=3, data_dir=None)}
+    records = [
+        fake_record(specs[(0, 1)], val_ce=0.2, test_acc=0.60, test_curve=[0.50, 0.60, 0.60]),  # best on validation
+        fake_record(specs[(0, 10)], val_ce=0.5, test_acc=0.70, test_curve=[0.70, 0.65, 0.70]),  # best reported test
+        fake_record(specs[(4, 1)], val_ce=0.4, test_acc=0.55, test_curve=[0.55, 0.95, 0.50]),   # best test epoch
+    ]
+    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    assert scores["honest"] == [0.60]
+    assert scores["setting-on-test"] == [0.70]
+    assert scores["original"] == [0.95]
+    assert scores["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 2}]
+    assert scores["settings"] == [{"dr": 0, "seg": 1}]
+
+
+def test_original_averages_the_fold_curves_before_taking_the_best_epoch():
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=2, data_dir=None, folds=2)
+    by = {(s.dr, s.seg, s.fold): s for s in specs}
+    records = [fake_record(by[(0, 1, 0)], 0.1, 0.6, [0.9, 0.5]), fake_record(by[(0, 1, 1)], 0.1, 0.6, [0.5, 0.8])]
+    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    assert scores["original"] == [pytest.approx(0.7)]  # epoch 1: (0.9 + 0.5) / 2 = 0.7 >= epoch 2: 0.65
+
+
+def test_records_without_the_test_history_feed_honest_but_not_original_and_are_run_again(tmp_path):
+    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    old = [fake_record(spec, val_ce=0.1 * (i + 1), test_acc=0.5) for i, spec in enumerate(specs)]
+    for record in old:
+        del record["history"]
+        utils.atomic_write_json(tmp_path / "runs" / f"{record['run']}.json", record)
+    scores = reproduce.protocol_scores(reproduce.load_records(str(tmp_path), specs))[("Toy", "0")]
+    assert scores["honest"] == [0.5] and "original" not in scores
+    calls = []
+    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    assert sorted(calls) == sorted(s.name for s in specs)
+    assert "original" in reproduce.protocol_scores(reproduce.load_records(str(tmp_path), specs))[("Toy", "0")]
+
+
+def test_grid_and_seeds_can_differ_per_net():
+    grids = reproduce.per_net("0=paper,3=small", ["0", "3"], "--grid", reproduce._grid_name)
+    seeds = reproduce.per_net("0=1,3=3", ["0", "3"], "--seeds", reproduce._seed_count, extra=("tfa",))
+    specs = reproduce.plan_runs(ROWS, ["0", "3"], grids, seeds, eps=1, data_dir=None, tfa=True)
+    count = lambda **kw: sum(all(getattr(s, k) == v for k, v in kw.items()) for s in specs)  # noqa: E731
+    assert count(net="0", mod="1") == 50 and count(net="3", mod="1") == 4 * 3
+    assert count(mod="tfa") == 3 * 2  # the largest seed count, two optimisers
+    assert reproduce.per_net("2", ["0", "3"], "--seeds", reproduce._seed_count) == {"0": 2, "3": 2}
+    with pytest.raises(utils.V2SError, match="no value for net 3"):
+        reproduce.per_net("0=paper", ["0", "3"], "--grid", reproduce._grid_name)
+    with pytest.raises(utils.V2SError, match="--grid huge"):
+        reproduce.per_net("huge", ["0"], "--grid", reproduce._grid_name)
+
+
+def test_tfa_runs_at_two_optimisers_have_their_own_names_configs_and_columns(tmp_path):
+    paper, fair = [s for s in reproduce.plan_runs(ROWS, ["0"], "small", 1, 1, None, tfa=True) if s.mod == "tfa"]
+    assert paper.name == "Toy_net0_tfa_seed0_eps1" and fair.name == "Toy_net0_tfa-adam1e-3_seed0_eps1"
+    config = reproduce.config_for(fair, str(tmp_path))
+    assert (config.lr, config.lr_decay) == (1e-3, 0.0)
+    record = {"config": {"mod": "tfa", "net": "0", "lr": config.lr, "lr_decay": config.lr_decay}}
+    assert reproduce.column_key(record) == "tfa-adam1e-3"
+    assert reproduce.column_key({"config": {"mod": "tfa", "net": "0", "lr": 0.05, "lr_decay": 0.48}}) == "tfa"
+
+
+def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_revision():
+    rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": v, "V2Su": 90.0, "TFa": 50.0}
+            for n, v in (("FordB", 100.0), ("ECG200", 87.0), ("Coffee", 100.0))]
+    scores = {(n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "runs": 1, "seconds": 1.0}
+              for n, a in (("FordB", 0.7), ("ECG200", 0.855), ("Coffee", 0.99))}
+    lines, _ = reproduce.build_table(rows, scores, ["0"], "honest")
+    assert [l["flag"] for l in lines] == ["artefact", "revised V2Sa 85.5", ""]
+    gaps = {(g["rows"], g["column"]): g for g in reproduce.paper_gaps(lines, "all")
+            + reproduce.paper_gaps(reproduce.unflagged(lines), "unflagged")}
+    everything, kept = gaps[("all", "ours V2Sa (original)")], gaps[("unflagged", "ours V2Sa (original)")]
+    assert everything["datasets"] == 3 and everything["mean gap"] == pytest.approx((70 + 85.5 + 99) / 3 - 287 / 3)
+    assert kept["datasets"] == 2 and kept["paper mean"] == pytest.approx((85.5 + 100) / 2)
+    assert kept["mean gap"] == pytest.approx(-0.5) and kept["more than 3 points under"] == ""
+
+
+def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
+    from test_training import write_toy
+
+    write_toy(tmp_path, name="MyToy")
+    rows, skipped = reproduce.select_datasets("MyToy", str(tmp_path))
+    assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24
+    scores = {("MyToy", "0"): {"honest": [0.8], "setting-on-test": [0.9], "original": [0.95], "runs": 4, "seconds": 1.0}}
+    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    assert "paper V2Sa" not in lines[0] and summary["ours V2Sa (original)"]["wins"] == 0
+    text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
+    assert "| MyToy | 2 |  | 80.00 ± 0.00 | 90.00 ± 0.00 | 95.00 ± 0.00 |" in text

@@ -55,15 +55,39 @@ def test_a_different_seed_gives_a_different_run(toy):
 
 
 def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
-    """Replacing every TEST label changes the test score only: fit history and chosen epoch are identical."""
+    """Replacing every TEST label changes the test numbers only: theta, the history of every other metric
+    and the chosen epoch are identical; the per-epoch TEST accuracy is recorded and flips with the labels."""
     write_toy(tmp_path / "a" / "data")
     write_toy(tmp_path / "b" / "data", test_label_shift=1)
     honest = run(config(tmp_path / "a", eps=4))
     flipped = run(config(tmp_path / "b", eps=4))
-    assert honest["history"] == flipped["history"]
+    test_keys = {"test_accuracy", "test_ce"}
+    assert test_keys <= set(honest["history"]) and len(honest["history"]["test_accuracy"]) == 4
+    assert {k: v for k, v in honest["history"].items() if k not in test_keys} == \
+        {k: v for k, v in flipped["history"].items() if k not in test_keys}
+    assert honest["history"]["test_accuracy"] == pytest.approx([1 - a for a in flipped["history"]["test_accuracy"]])
+    assert honest["history"]["test_ce"] != flipped["history"]["test_ce"]
     assert honest["selection"] == flipped["selection"]
     assert honest["metrics"]["validation"] == flipped["metrics"]["validation"]
     assert honest["metrics"]["test"]["accuracy"] == pytest.approx(1 - flipped["metrics"]["test"]["accuracy"])
+    import h5py
+
+    def theta(record):
+        with h5py.File(record["weights"]) as f:
+            return np.concatenate([np.ravel(f[k][()]) for k in _datasets(f) if "art" in k])
+
+    np.testing.assert_array_equal(theta(honest), theta(flipped))
+
+
+def _datasets(group, prefix=""):
+    """The paths of every dataset in an HDF5 group."""
+    import h5py
+
+    for key, item in group.items():
+        if isinstance(item, h5py.Dataset):
+            yield f"{prefix}{key}"
+        else:
+            yield from _datasets(item, f"{prefix}{key}/")
 
 
 def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restored(toy):
