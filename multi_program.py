@@ -80,7 +80,7 @@ class ProgramStack:
         self.settings = settings
         self.P, self.K = len(settings), n_classes
         options = dict(options or {})
-        # measured (README, Performance): at P x 32 >= 128 series per step Keras' own LSTM loop (multi-threaded
+        # measured (docs/performance.md): at P x 32 >= 128 series per step Keras' own LSTM loop (multi-threaded
         # TF kernels) beats the fused XLA recurrence, which wins at 32
         options.setdefault("lstm", "keras" if self.P >= 4 else "fused")
         self.body = fast_am.FastBody(am, **options)

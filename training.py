@@ -52,7 +52,7 @@ class V2SConfig:
     run_name: str | None = None
     select_on_test: bool = False
     swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
-    fast: bool = True  # train through fast_am.accelerate_v2s (same maths; README, Performance); False: plain Keras
+    fast: bool = True  # train through fast_am.accelerate_v2s (same maths; docs/performance.md); False: plain Keras
     deterministic: bool = False
     verbose: int = 2
     plot: bool = True

@@ -38,7 +38,7 @@ def setup_tensorflow(seed: int | None = None, deterministic: bool = False, threa
         seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
         deterministic: also ask TensorFlow for deterministic kernels.
         threads: intra-op threads (default: `V2S_THREADS` or all cores). Inter-op: 2 unless
-            `TF_NUM_INTEROP_THREADS` says otherwise — measured (README, Performance), 2 let independent
+            `TF_NUM_INTEROP_THREADS` says otherwise — measured (docs/performance.md), 2 let independent
             recurrences (the two LSTM directions) run at once: the fast single path ~1.1x, a stack of
             programs ~1.3x faster than with 1.
 

@@ -74,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "($V2S_SPEECH_DIR or ../shared/speech/gsc, 400 seeded clips) and on the reprogrammed fit series "
                              "(1,000 projections); plotted beside accuracy and loss (the paper's Fig. 3)")
     parser.add_argument("--no-fast", dest="fast", action="store_false",
-                        help="train through the plain Keras model instead of the fast path (fast_am; same maths, see README, Performance)")
+                        help="train through the plain Keras model instead of the fast path (fast_am; same maths, see docs/performance.md)")
     parser.add_argument("--deterministic", action="store_true", help="ask TensorFlow for deterministic kernels (slower)")
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch")
