@@ -58,7 +58,7 @@ TFA_PROTOCOLS = ("honest", "original")  # one setting: setting-on-test is honest
 def tfa_key(optimiser: str) -> str:
     """The score key (table column group) of TFa runs at a `TFA_OPTIMISERS` optimiser: "tfa", "tfa-adam1e-3"."""
     return "tfa" if optimiser == "paper" else f"tfa-{optimiser}"
-MINIROCKET_COLUMN = "MiniRocket"
+BASELINE_COLUMNS = {"minirocket": "MiniRocket", "multirocket": "MultiRocket"}  # score key -> table column
 SWD_TARGET_SERIES = 1000  # TRAIN series (seeded sample) whose logits are compared with the speech sample's
 
 
@@ -126,6 +126,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tfa", action="store_true",
                         help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed, "
                              "twice: at the paper's optimiser and at Adam 1e-3 constant (a fair fine-tuning baseline)")
+    parser.add_argument("--multirocket", action=argparse.BooleanOptionalAction, default=True,
+                        help="MultiRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
     parser.add_argument("--minirocket", action=argparse.BooleanOptionalAction, default=True,
                         help="MiniRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
     parser.add_argument("--programs", type=int, default=4,
@@ -626,40 +628,45 @@ def protocol_scores(records: list[dict]) -> dict:
     return scores
 
 
-def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir) -> dict:
-    """MiniRocket's test accuracy per (dataset, "minirocket"): {"values": [...] per seed, "seconds": s}.
+def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir, methods=("minirocket",)) -> dict:
+    """Each Rocket baseline's test accuracy per (dataset, method): {"values": [...] per seed, "seconds": s}.
 
-    Each (dataset, seed) result is kept in `<out>/baselines/` and reused, like the runs. Without aeon
-    installed, prints why and returns {}.
+    `methods`: keys of `baselines.METHODS`. Each (dataset, method, seed) result is kept in
+    `<out>/baselines/` and reused, like the runs. Without aeon installed, prints why and returns {}.
     """
     import importlib.util
 
     import baselines
     import ts_dataloader
 
+    if not methods:
+        return {}
     if importlib.util.find_spec("aeon") is None:
-        print("MiniRocket column left out: aeon is not installed (pip install -r requirements-extras.txt)")
+        print("Rocket baseline columns left out: aeon is not installed (pip install -r requirements-extras.txt)")
         return {}
     folder = Path(out) / "baselines"
     scores = {}
     for row in rows:
-        values, seconds = [], 0.0
-        for seed in range(seeds):
-            path = folder / f"{row['ucr_name']}_minirocket_seed{seed}.json"
-            if not path.exists():
-                try:
-                    result = baselines.minirocket(ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False), seed)
-                except Exception as err:  # this dataset only
-                    print(f"{row['ucr_name']} MiniRocket failed: {type(err).__name__}: {err}".splitlines()[0])
-                    break
-                utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
-                print(f"{row['ucr_name']} MiniRocket seed{seed}: test_acc {result['accuracy']:.4f} "
-                      f"({result['fit_seconds']:.0f}s)", flush=True)
-            result = json.loads(path.read_text())
-            values.append(result["accuracy"])
-            seconds += result["fit_seconds"]
-        if len(values) == seeds:
-            scores[(row["ucr_name"], "minirocket")] = {"values": values, "seconds": seconds}
+        for method in methods:
+            label = BASELINE_COLUMNS[method]
+            values, seconds = [], 0.0
+            for seed in range(seeds):
+                path = folder / f"{row['ucr_name']}_{method}_seed{seed}.json"
+                if not path.exists():
+                    try:
+                        data = ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False)
+                        result = baselines.rocket(data, seed, method)
+                    except Exception as err:  # this dataset only
+                        print(f"{row['ucr_name']} {label} failed: {type(err).__name__}: {err}".splitlines()[0])
+                        break
+                    utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
+                    print(f"{row['ucr_name']} {label} seed{seed}: test_acc {result['accuracy']:.4f} "
+                          f"({result['fit_seconds']:.0f}s)", flush=True)
+                result = json.loads(path.read_text())
+                values.append(result["accuracy"])
+                seconds += result["fit_seconds"]
+            if len(values) == seeds:
+                scores[(row["ucr_name"], method)] = {"values": values, "seconds": seconds}
     return scores
 
 
@@ -761,8 +768,9 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
                 if protocol in score:
                     _put(line, column, score[protocol])
             seconds += score["seconds"]
-        if (row["ucr_name"], "minirocket") in scores:
-            _put(line, MINIROCKET_COLUMN, scores[(row["ucr_name"], "minirocket")]["values"])
+        for method, column in BASELINE_COLUMNS.items():
+            if (row["ucr_name"], method) in scores:
+                _put(line, column, scores[(row["ucr_name"], method)]["values"])
         line["wall time s"] = round(seconds, 1)
         lines.append(line)
     return lines, summarise(lines, lead)
@@ -826,7 +834,7 @@ def value_columns(lines: list[dict], lead: str = "honest") -> list[str]:
         return (base.startswith("ours TFa"), base, protocol != lead, rank.get(protocol, 9))
 
     ours = sorted((c for c in seen if c.startswith("ours ")), key=key)
-    return [c for c in order if c in seen] + ours + [c for c in (MINIROCKET_COLUMN,) if c in seen]
+    return [c for c in order if c in seen] + ours + [c for c in BASELINE_COLUMNS.values() if c in seen]
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -1044,7 +1052,8 @@ def main(argv=None) -> int:
         print(table.read_text())
         print(f"table={table}")
         return 0
-    scores_extra = baseline_scores(rows, max(seeds.values()), str(out), args.data_dir) if args.minirocket else {}
+    methods = [m for m, wanted in (("minirocket", args.minirocket), ("multirocket", args.multirocket)) if wanted]
+    scores_extra = baseline_scores(rows, max(seeds.values()), str(out), args.data_dir, methods)
     specs = [s for s in tabled if args.tfa or s.mod != "tfa"]
     if not args.report_only:
         execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend,

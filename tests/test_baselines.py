@@ -83,3 +83,18 @@ def test_cli_with_a_missing_dataset_is_one_line_and_exit_status_2(tmp_path):
     assert "Traceback" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "NoSuchData" in lines[0]
+
+
+@pytest.mark.slow  # numba compiles MultiRocket's kernels on first use (minutes on a busy machine)
+@needs_aeon
+def test_multirocket_separates_a_clearly_separable_dataset_and_says_so(toy_dir):
+    run = run_baselines("--dataset", "Toy", "--data-dir", str(toy_dir), "--method", "multirocket")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("MultiRocket on Toy") and "MultiRocketClassifier" in lines[1]
+    assert float(lines[-1].split("=")[1]) >= 0.9
+
+
+def test_an_unknown_baseline_is_a_clear_error(toy):
+    with pytest.raises(V2SError, match="--method rocket9: choose minirocket or multirocket"):
+        baselines.rocket(toy, 0, "rocket9")
