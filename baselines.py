@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+import validation
 from utils import V2SError, run_cli
 
 MINIROCKET_MIN_LENGTH = 9  # MiniRocket's kernels have 9 taps
@@ -70,13 +71,15 @@ def _as_collection(x) -> np.ndarray:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Score the MiniRocket baseline on one UCR dataset "
+    parser = validation.ArgumentParser(description="Score the MiniRocket baseline on one UCR dataset "
                                                  "(fit on TRAIN, test once on TEST).")
     parser.add_argument("--dataset", required=True, help="original index (see task_list.txt) or a UCR name")
     parser.add_argument("--data-dir", default=None,
                         help="folder of <Name>/<Name>_TRAIN.tsv and _TEST.tsv (default: $V2S_DATA_DIR or Datasets/)")
     parser.add_argument("--seed", type=int, default=0, help="MiniRocket's random_state")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    validation.seed("--seed", args.seed)
+    return args
 
 
 def main(argv=None) -> int:

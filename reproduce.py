@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import V2SError
 
 GRIDS = {
@@ -85,7 +86,7 @@ class RunSpec:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--table", type=int, default=2, choices=[2, 3],
                         help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out")
@@ -807,10 +808,9 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.seeds < 1 or args.eps < 1 or args.jobs < 1 or args.programs < 1:
-        raise V2SError("--seeds, --eps, --jobs and --programs must be at least 1")
-    if args.folds == 1 or args.folds < 0:
-        raise V2SError("--folds must be 0 (one 20% validation split) or at least 2")
+    for flag in ("seeds", "eps", "jobs", "programs"):
+        validation.at_least(f"--{flag}", getattr(args, flag), 1, whole=True)
+    validation.zero_or_at_least("--folds", args.folds, 2, "0: one 20% validation split")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     if not nets:
         raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su)")
@@ -818,6 +818,10 @@ def main(argv=None) -> int:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
     out = Path(args.out)
+    if args.table == 2 and not args.report_only:  # records go here: a bad --out fails now, not after a run
+        validation.writable_dir("--out", out / "runs")
+    else:
+        validation.creatable_dir("--out", out)
     command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
     utils.setup_tensorflow()
     rows, skipped = select_datasets(args.datasets, args.data_dir)

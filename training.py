@@ -66,8 +66,7 @@ class V2SConfig:
     def validate(self) -> None:
         """Raise V2SError (one line naming the flag, the value and the allowed range) for a setting out of
         range (`validation.run_settings`, the checks of `v2s_main.py`'s flags) or one TFa cannot use (`check_tfa`)."""
-        validation.run_settings(self)
-        self.check_tfa()
+        validation.run_settings(self)  # with the TFa checks (`check_tfa`)
 
     @property
     def dropout(self) -> float:
@@ -84,11 +83,7 @@ class V2SConfig:
         `--seg` other than 1, `--mask` and `--swd` are refused; `--dr`, `--l2`, `--mapping` and
         `--map-type` have nothing to act on and are ignored.
         """
-        given = [flag for flag, used in ((f"--seg {self.seg}", self.seg != 1), ("--mask", self.mask),
-                                         ("--swd", self.swd)) if used]
-        if self.tfa and given:
-            raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
-                           "one zero-padded copy of the series (drop the flag)")
+        validation.tfa_settings(self)
 
     def default_run_name(self, dataset_name: str, mapping: int | None) -> str:
         mask = "_mask" if self.mask else ""

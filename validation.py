@@ -189,6 +189,20 @@ def run_settings(settings) -> None:
         raise V2SError(f"--verbose {get('verbose')}: must be 0, 1 or 2")
     if get("run_name") is not None:
         file_name("--run-name", get("run_name"))
+    tfa_settings(settings)
+
+
+def tfa_settings(settings) -> None:
+    """With `--mod tfa`: refuse `--seg` other than 1, `--mask` and `--swd`, which need a program (TFa has
+    none and sees one zero-padded copy of the series); `--dr`, `--l2`, `--mapping`, `--map-type` are ignored."""
+    if str(getattr(settings, "mod", "1")) != "tfa":
+        return
+    seg = getattr(settings, "seg", 1)
+    given = [flag for flag, used in ((f"--seg {seg}", seg != 1), ("--mask", getattr(settings, "mask", False)),
+                                     ("--swd", getattr(settings, "swd", False))) if used]
+    if given:
+        raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
+                       "one zero-padded copy of the series (drop the flag)")
 
 
 def run_outputs(settings) -> None:
