@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+import validation
 from utils import V2SError, run_cli
 
 MINIROCKET_MIN_LENGTH = 9  # the Rocket family's kernels have 9 taps
@@ -82,14 +83,16 @@ def _as_collection(x) -> np.ndarray:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Score a Rocket-family baseline on one UCR dataset "
+    parser = validation.ArgumentParser(description="Score a Rocket-family baseline on one UCR dataset "
                                                  "(fit on TRAIN, test once on TEST).")
     parser.add_argument("--dataset", required=True, help="original index (see task_list.txt) or a UCR name")
     parser.add_argument("--data-dir", default=None,
                         help="folder of <Name>/<Name>_TRAIN.tsv and _TEST.tsv (default: $V2S_DATA_DIR or Datasets/)")
     parser.add_argument("--seed", type=int, default=0, help="the transform's random_state")
     parser.add_argument("--method", default="minirocket", choices=sorted(METHODS), help="which baseline")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    validation.seed("--seed", args.seed)
+    return args
 
 
 def main(argv=None) -> int:

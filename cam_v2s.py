@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import PROJECT_DIR, SAMPLE_RATE, WAVE_LEN, V2SError
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "guided": "guided Grad-CAM"}
@@ -457,7 +458,7 @@ def run_for_audio(args) -> Path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                      epilog="Give either --weight (a saved V2S run) or --audio (a speech clip).")
     parser.add_argument("--weight", default=None,
@@ -488,9 +489,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="figure path (default <results-dir>/<run>_cam.png, or <am>_<word>_<clip>_cam.png for --audio)")
     args = parser.parse_args(argv)
     if (args.weight is None) == (args.audio is None):
-        parser.error("give exactly one of --weight (a saved V2S run) or --audio (a speech clip)")
+        raise V2SError("give exactly one of --weight (a saved V2S run) or --audio (a speech clip)")
     if args.audio and (args.dataset is not None or args.mapping is not None or args.data_dir is not None):
-        parser.error("--dataset, --mapping and --data-dir describe a V2S run: use them with --weight, not --audio")
+        raise V2SError("--dataset, --mapping and --data-dir describe a V2S run: use them with --weight, not --audio")
+    if args.mapping is not None:
+        validation.at_least("--mapping", args.mapping, 1, whole=True)
+    if args.out:
+        validation.output_file("--out", args.out)
+    elif args.results_dir:
+        validation.creatable_dir("--results-dir", args.results_dir)
     return args
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import V2SError
 
 SCHEDULES = {"original": {"lr": 0.05, "lr_decay": 0.48}, "const": {"lr": 0.01, "lr_decay": 0.0}}
@@ -158,7 +159,7 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--datasets", default="Wine,GunPoint,Plane,ECG200,Trace,Coffee,Lightning2,Herring",
                         help="comma-separated UCR names (Table-2 datasets, so the paper's V2Sa is known)")
@@ -177,15 +178,18 @@ def main(argv=None) -> int:
     import paper_tables
 
     args = parse_args(argv)
-    if args.seeds < 1 or args.eps < 1:
-        raise V2SError("--seeds and --eps must be at least 1")
+    validation.at_least("--seeds", args.seeds, 1, whole=True)
+    validation.at_least("--eps", args.eps, 1, whole=True)
+    validation.output_file("--report", args.report)
     paper = {row["ucr_name"]: row["V2Sa"] for row in paper_tables.table2()}
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in paper]
     if unknown:
         raise V2SError(f"not a Table-2 dataset (UCR spelling): {', '.join(unknown)}")
     out = Path(args.out)
+    validation.writable_dir("--report", Path(args.report).parent)  # before any stack is trained
     if not args.report_only:
+        validation.writable_dir("--out", out / "runs")
         for name in names:
             for seed in range(args.seeds):
                 for schedule in SCHEDULES:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import SAMPLE_RATE, WAVE_LEN, V2SError
 
 SHARED_DIR = Path(os.environ.get("V2S_SHARED_DIR", utils.PROJECT_DIR.parent / "shared"))
@@ -57,7 +58,7 @@ DEFAULTS = {  # per model: epochs, learning rate
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = validation.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Train a model with --net v2sa_local|v2su|cnn1d; evaluate with --eval-dir. "
@@ -111,10 +112,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--fresh", action="store_true", help="ignore a checkpoint of an interrupted run (default: resume it)")
     train.add_argument("--seed", type=int, default=0, help="seeds the corpus, augmentation, split and initialisation")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    validation.at_least("--batch-size", args.batch_size, 1, whole=True)
+    if args.epochs is not None:
+        validation.at_least("--epochs", args.epochs, 1, whole=True)
+    if args.lr is not None:
+        validation.greater_than("--lr", args.lr, 0)
+    validation.greater_than("--temperature", args.temperature, 0)
+    validation.in_range("--alpha", args.alpha, 0, 1, high_included=True)
+    validation.in_range("--mix-prob", args.mix_prob, 0, 1, high_included=True)
+    for flag in ("espeak_voices", "copies_gsc", "copies_tts", "n_noise", "n_ucr", "max_clips"):
+        validation.at_least("--" + flag.replace("_", "-"), getattr(args, flag), 0, whole=True)
+    validation.at_least("--max-minutes", args.max_minutes, 0, "0: no time limit")
+    validation.seed("--seed", args.seed)
     return args
 
 
@@ -971,6 +980,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.eval_dir:
         return evaluate(args)
+    for flag in ("out", "results_dir", "cache_dir"):  # outputs fail now, not after hours of training
+        validation.writable_dir("--" + flag.replace("_", "-"), getattr(args, flag))
     train_model(args)
     return 0
 

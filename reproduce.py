@@ -40,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+import claims
 import utils
+import validation
 from utils import V2SError
 
 GRIDS = {
@@ -103,7 +105,7 @@ class RunSpec:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--table", type=int, default=2, choices=[2, 3],
                         help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out")
@@ -437,11 +439,11 @@ def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict |
 
 
 def _run_stack_in_worker(args):
-    """A `--jobs` worker (a spawned process): `threads` intra-op threads, then `run_stack`."""
-    specs, out, threads = args
+    """A `--jobs` worker (a spawned process): `threads` intra-op threads, then `run_stack` under a claim."""
+    specs, out, threads, retry_failed = args
     os.environ["V2S_THREADS"] = os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     utils.setup_tensorflow(seed=specs[0].seed)
-    return run_stack(specs, out)
+    return run_claimed(run_stack, specs, out, retry_failed)
 
 
 def is_current(path: Path) -> bool:
@@ -474,20 +476,34 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
     one line per finished run and keeps an overall progress bar with the time left; the bar counts
     TRAIN series x epochs (`RunSpec.cost`), so its estimate weights the big datasets that come last.
+
+    Each stack is trained under a claim on its runs (`run_claimed`): sweeps sharing `out` split the work
+    and never train a run twice, and after a kill (of the sweep or of a worker) the same command trains
+    what is missing, the killed stacks as a whole, to the numbers an uninterrupted sweep gives.
     """
     from tqdm import tqdm
 
-    pending = pending_runs(specs, out, retry_failed)
+    # runs whose trainer was killed (a stale claim) are trained again, records or not: a stack killed while
+    # writing its records has only some of them, and only the whole stack gives the same numbers again
+    incomplete = set(claims.stale(Path(out) / "runs", [s.name for s in specs]))
+    unrecorded = set(pending_runs(specs, out, retry_failed))
+    pending = [s for s in specs if s in unrecorded or s.name in incomplete]
     stacks = schedule(group_runs(pending, programs), parallel=backend == "ray" or jobs > 1)
     print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-          f"in {len(stacks)} stacks", flush=True)
+          f"in {len(stacks)} stacks" + (f" ({len(incomplete)} left unfinished by a killed sweep)" if incomplete else ""),
+          flush=True)
     (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
     results = []
     bar = tqdm(total=sum(spec.cost for spec in pending), unit="series", unit_scale=True, dynamic_ncols=True)
 
     def report(stack, summaries):
         for spec, result in zip(stack, summaries):
-            status = f"test_acc {result['test_accuracy']:.4f}" if result["ok"] else f"FAILED {result['error']}"
+            if result["ok"]:
+                status = f"test_acc {result['test_accuracy']:.4f}"
+            elif "skipped" in result or "interrupted" in result:
+                status = f"skipped: {result['skipped']}" if "skipped" in result else f"NOT RECORDED: {result['interrupted']}"
+            else:
+                status = f"FAILED {result['error']}"
             setting = "tfa" if spec.mod == "tfa" else f"dr{spec.dr} seg{spec.seg}"
             fold = f" fold{spec.fold}" if spec.fold is not None else ""
             bar.write(f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)")
@@ -495,33 +511,95 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
             results.append(result)
 
     if stacks and backend == "ray":
-        _execute_ray(stacks, out, jobs, ray_address, run_fn, report)
+        _execute_ray(stacks, out, jobs, ray_address, run_fn, report, retry_failed)
     elif jobs <= 1 or not stacks:
         for stack in stacks:
-            report(stack, run_fn(stack, out))
+            report(stack, run_claimed(run_fn, stack, out, retry_failed))
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_stack_in_worker, (stack, out, threads)): stack for stack in stacks}
-            for future in as_completed(futures):
-                report(futures[future], _result_or_failure(futures[future], out, future.result))
+        _execute_processes(stacks, out, jobs, report, retry_failed)
     bar.close()
+    held = [r for r in results if "being trained by another process" in r.get("skipped", "")]
+    lost = [r for r in results if "interrupted" in r]
+    if held or lost:
+        print(f"not recorded by this sweep: {len(held)} runs being trained by another process, {len(lost)} whose "
+              "worker died; run the same command again (once the other sweep is done) to finish them", flush=True)
     return results
 
 
+def _skipped(spec: RunSpec, reason: str) -> dict:
+    return {"run": spec.name, "ok": False, "skipped": reason, "seconds": 0.0}
+
+
+def _interrupted(spec: RunSpec) -> dict:
+    return {"run": spec.name, "ok": False, "seconds": 0.0,
+            "interrupted": "its worker died (killed or out of memory); not recorded, trained by the next run of the command"}
+
+
+def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = False) -> list[dict]:
+    """`run_fn(stack, out)` under a claim on the stack's runs (`claims`), so that sweeps sharing `out` never
+    train a run twice; the claim is released once the records (or error records) are written.
+
+    A stack claimed by a live process is skipped. Once claimed, runs recorded meanwhile by another process
+    are skipped too, unless their claim was stale (their trainer was killed, perhaps while writing the
+    stack's records): those are trained again with the rest of their stack, which gives the same numbers.
+    """
+    try:
+        claim = claims.claim(Path(out) / "runs", [spec.name for spec in stack])
+    except claims.Held as held:
+        return [_skipped(spec, f"being trained by another process ({held})") for spec in stack]
+    with claim:
+        todo = [s for s in stack if s.name in claim.took_over or pending_runs([s], out, retry_failed)]
+        done = dict(zip([s.name for s in todo], run_fn(todo, out))) if todo else {}
+    return [done.get(s.name) or _skipped(s, "recorded meanwhile by another process") for s in stack]
+
+
+def _execute_processes(stacks, out: str, jobs: int, report, retry_failed: bool) -> None:
+    """`jobs` spawned worker processes, each training one stack at a time (`_run_stack_in_worker`), the
+    costliest first. Each worker has its own pool, so a worker that dies (killed, out of memory) loses only
+    its own stack: that stack is reported as not recorded (its stale claim makes the next run of the command
+    train it) and a fresh worker takes the free slot."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    queue, pools, running = list(stacks), [None] * jobs, {}
+    try:
+        while queue or running:
+            for slot in sorted(set(range(jobs)) - {slot for slot, _ in running.values()}):
+                if queue:
+                    pools[slot] = pools[slot] or ProcessPoolExecutor(max_workers=1, mp_context=context)
+                    stack = queue.pop(0)
+                    running[pools[slot].submit(_run_stack_in_worker, (stack, out, threads, retry_failed))] = (slot, stack)
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, stack = running.pop(future)
+                summaries = _result_or_failure(stack, out, future.result)
+                if any("interrupted" in s for s in summaries):  # its worker is gone: a new pool for the slot
+                    pools[slot].shutdown(wait=False)
+                    pools[slot] = None
+                report(stack, summaries)
+    finally:
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _result_or_failure(stack: list[RunSpec], out: str, get) -> list[dict]:
-    """`get()`'s summaries, or every run of the stack recorded as failed if its worker died (killed, out
-    of memory): the sweep goes on."""
+    """`get()`'s summaries; if the worker process died (killed, out of memory: a broken process pool) the
+    stack is left unrecorded, to be trained by the next run of the command; any other error records every
+    run of the stack as failed. The sweep goes on."""
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return get()
+    except BrokenProcessPool:
+        return [_interrupted(spec) for spec in stack]
     except Exception as err:
         return [_failure(spec, out, err, 0.0) for spec in stack]
 
 
-def _execute_ray(stacks, out, jobs, address, run_fn, report) -> None:
+def _execute_ray(stacks, out, jobs, address, run_fn, report, retry_failed: bool = False) -> None:
     """Each stack is one Ray task (1 CPU; results written by the task into `out`, the single source of truth)."""
     try:
         import ray
@@ -540,8 +618,8 @@ def _execute_ray(stacks, out, jobs, address, run_fn, report) -> None:
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise V2SError(f"cannot start or join Ray ({address or 'local'}): {err}".splitlines()[0]) from None
     try:
-        task = ray.remote(num_cpus=1)(run_fn)
-        waiting = {task.remote(stack, str(Path(out).resolve())): stack for stack in stacks}
+        task = ray.remote(num_cpus=1)(run_claimed)  # the claim is taken in the task (a killed task is retried)
+        waiting = {task.remote(run_fn, stack, str(Path(out).resolve()), retry_failed): stack for stack in stacks}
         while waiting:
             done, _ = ray.wait(list(waiting), num_returns=1)
             for ref in done:
@@ -1024,10 +1102,9 @@ def _seed_count(text: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.eps < 1 or args.jobs < 1 or args.programs < 1:
-        raise V2SError("--eps, --jobs and --programs must be at least 1")
-    if args.folds == 1 or args.folds < 0:
-        raise V2SError("--folds must be 0 (one 20% validation split) or at least 2")
+    for flag in ("eps", "jobs", "programs"):
+        validation.at_least(f"--{flag}", getattr(args, flag), 1, whole=True)
+    validation.zero_or_at_least("--folds", args.folds, 2, "0: one 20% validation split")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     if not nets:
         raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su)")
@@ -1037,6 +1114,10 @@ def main(argv=None) -> int:
     grids = per_net(args.grid, nets, "--grid", _grid_name)
     seeds = per_net(args.seeds, nets, "--seeds", _seed_count, extra=("tfa",))
     out = Path(args.out)
+    if args.table == 2 and not args.report_only:  # records go here: a bad --out fails now, not after a run
+        validation.writable_dir("--out", out / "runs")
+    else:
+        validation.creatable_dir("--out", out)
     command = "python reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
     utils.setup_tensorflow()
     rows, skipped = select_datasets(args.datasets, args.data_dir)

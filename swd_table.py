@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import PROJECT_DIR, V2SError
 
 FIELDS = ["am", "dataset", "run", "mod", "seg", "n_train", "n_speech", "source_loss", "source_accuracy", "swd",
@@ -106,7 +107,7 @@ def find_runs(patterns: list[str] | None, results_dir: Path, weight_dir: Path) -
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--runs", nargs="*", default=None,
                         help="saved runs: weights/record paths, run names or glob patterns (quote them); default every "
@@ -124,8 +125,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results-dir", default=None, help="where the runs' records are and the table goes (default results/)")
     parser.add_argument("--name", default="swd_table", help="file name stem of the CSV and markdown outputs")
     args = parser.parse_args(argv)
-    if args.projections < 1:
-        parser.error("--projections must be at least 1")
+    validation.at_least("--n-speech", args.n_speech, 0, "0: all", whole=True)
+    validation.at_least("--max-series", args.max_series, 0, "0: all", whole=True)
+    validation.at_least("--projections", args.projections, 1, whole=True)
+    validation.seed("--seed", args.seed)
+    validation.file_name("--name", args.name)
+    if args.results_dir:
+        validation.creatable_dir("--results-dir", args.results_dir)
     return args
 
 

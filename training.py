@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import PROJECT_DIR, V2SError
 
 
@@ -59,6 +60,14 @@ class V2SConfig:
     save_weights: bool = True
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise V2SError (one line naming the flag, the value and the allowed range) for a setting out of
+        range (`validation.run_settings`, the checks of `v2s_main.py`'s flags) or one TFa cannot use (`check_tfa`)."""
+        validation.run_settings(self)  # with the TFa checks (`check_tfa`)
+
     @property
     def dropout(self) -> float:
         return round(float(self.dr) * 0.1, 6)
@@ -74,11 +83,7 @@ class V2SConfig:
         `--seg` other than 1, `--mask` and `--swd` are refused; `--dr`, `--l2`, `--mapping` and
         `--map-type` have nothing to act on and are ignored.
         """
-        given = [flag for flag, used in ((f"--seg {self.seg}", self.seg != 1), ("--mask", self.mask),
-                                         ("--swd", self.swd)) if used]
-        if self.tfa and given:
-            raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
-                           "one zero-padded copy of the series (drop the flag)")
+        validation.tfa_settings(self)
 
     def default_run_name(self, dataset_name: str, mapping: int | None) -> str:
         mask = "_mask" if self.mask else ""
@@ -97,8 +102,9 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     Returns:
         the run record (also written to `<results_dir>/<run>.json`).
     """
+    config.validate()  # again: the fields may have changed since construction
+    validation.run_outputs(config)  # output folders created and probed before any data is read or model trained
     started = time.time()
-    config.check_tfa()
     utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
 
     import ts_dataloader

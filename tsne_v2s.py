@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+import validation
 from utils import PROJECT_DIR, V2SError
 
 
@@ -104,7 +105,7 @@ def plot_tsne(panels: list[tuple[str, np.ndarray | None, float]], labels: np.nda
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--weight", required=True,
                         help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name "
@@ -128,7 +129,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
     parser.add_argument("--results-dir", default=None, help="where records are read and the figure written (default results/)")
     parser.add_argument("--out", default=None, help="figure path (default <results-dir>/<run>_tsne.png)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    validation.at_least("--tfa-seg", args.tfa_seg, 1, whole=True)
+    validation.in_range("--tfa-offset", args.tfa_offset, 0, utils.WAVE_LEN, whole=True)
+    if args.mapping is not None:
+        validation.at_least("--mapping", args.mapping, 1, whole=True)
+    validation.at_least("--max-series", args.max_series, 0, "0: all", whole=True)
+    validation.greater_than("--perplexity", args.perplexity, 0)
+    validation.seed("--seed", args.seed)
+    if args.out:
+        validation.output_file("--out", args.out)
+    elif args.results_dir:
+        validation.creatable_dir("--results-dir", args.results_dir)
+    return args
 
 
 def main(argv=None) -> int:

@@ -86,13 +86,30 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _umask_mode() -> int:
+    """The mode a plain `open(path, "w")` gives a new file: 0o666 less the process's umask (read once)."""
+    try:  # Linux: read it without changing it (os.umask sets it, racing other threads' file creation)
+        text = Path("/proc/self/status").read_text()
+        mask = int(next(line.split()[1] for line in text.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    """Write `data` to a temporary file beside `path`, then rename it over `path`.
+
+    A process killed at any moment leaves either the old file or the new one under `path`, never a
+    part; at most a hidden `.<name>.<random>.tmp` beside it, which no reader mistakes for an output.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _umask_mode())  # mkstemp's 0600 would make outputs private
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
@@ -106,18 +123,23 @@ def atomic_write_json(path: str | os.PathLike, record: dict) -> None:
 
 
 def atomic_save(path: str | os.PathLike, save) -> None:
-    """Call `save(tmp_path)` for a temporary file with the same suffix, then rename it to `path`."""
+    """Call `save(tmp_path)`, then rename `tmp_path` to `path` (for writers that need the file name's
+    suffix, e.g. Keras' `.weights.h5` and `.keras`, or matplotlib).
+
+    `tmp_path` has `path`'s name inside a hidden folder `.<name>.<random>.tmp` beside `path`, so a
+    process killed while saving leaves no partial file under `path` and no stray file with `path`'s
+    suffix beside it (a glob for `*.weights.h5` or `*.png` in the folder does not see it).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=suffix)
-    os.close(fd)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = folder / path.name
     try:
-        save(tmp)
+        save(str(tmp))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _json_default(value):

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 
 import utils
+import validation
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = validation.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Flags --dataset --mapping --eps --mod --net --dr --seg --per keep the original code's "
@@ -79,14 +80,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch")
     args = parser.parse_args(argv)
-    for flag in ("eps", "seg", "batch_size"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    validation.run_settings(args)
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    validation.run_outputs(args)  # a bad output folder fails now, not after training
     utils.setup_tensorflow(seed=args.seed)
     import training
 

@@ -249,14 +249,14 @@ def test_failed_runs_are_retried_only_when_asked(tmp_path):
     assert calls == [specs[0].name] and reproduce.failed_runs(specs, str(tmp_path)) == []
 
 
-def test_a_worker_that_dies_is_recorded_as_failed_runs(tmp_path):
+def test_a_stack_whose_worker_raises_is_recorded_as_failed_runs(tmp_path):
     specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
 
-    def dead_worker():
-        raise RuntimeError("worker killed")
+    def failing_worker():
+        raise RuntimeError("worker lost")
 
-    summaries = reproduce._result_or_failure(specs, str(tmp_path), dead_worker)
-    assert [s["ok"] for s in summaries] == [False, False] and "worker killed" in summaries[0]["error"]
+    summaries = reproduce._result_or_failure(specs, str(tmp_path), failing_worker)
+    assert [s["ok"] for s in summaries] == [False, False] and "worker lost" in summaries[0]["error"]
     assert reproduce.failed_runs(specs, str(tmp_path)) == [s.name for s in specs]
 
 

@@ -152,3 +152,31 @@ def test_a_failed_run_writes_nothing(toy):
     with pytest.raises(V2SError):
         run(config(toy, seg=200))
     assert not (toy / "results").exists() or not list((toy / "results").iterdir())
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("mapping", 0, "--mapping 0: must be at least 1"), ("dr", 12, r"--dr 12: must be in \[0, 10\)"),
+    ("dr", -1, "--dr -1"), ("lr", -1.0, "--lr -1: must be greater than 0"), ("lr_decay", -0.1, "--lr-decay"),
+    ("l2", -1.0, "--l2"), ("val_split", -0.2, r"--val-split -0.2: must be in \[0, 1\)"), ("eps", 0, "--eps 0"),
+    ("run_name", "../../x", "--run-name ../../x: must be a file name"), ("folds", 1, "folds 1"),
+])
+def test_a_config_out_of_range_is_refused_when_made_with_the_cli_message(tmp_path, field, value, named):
+    with pytest.raises(V2SError, match=named):
+        config(tmp_path, **{field: value})
+
+
+def test_run_refuses_a_config_changed_out_of_range_before_writing_anything(toy):
+    cfg = config(toy)
+    cfg.lr = -1.0
+    with pytest.raises(V2SError, match="--lr -1"):
+        run(cfg)
+    assert not (toy / "results").exists() and not (toy / "weight").exists()
+
+
+def test_output_folders_are_checked_before_any_training(toy, monkeypatch):
+    (toy / "plain").write_text("a file, not a folder")
+    monkeypatch.setattr(training, "compile_model", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(V2SError, match="--results-dir .*plain is a file, not a folder"):
+        run(config(toy, results_dir=str(toy / "plain" / "results")))
+    with pytest.raises(V2SError, match="--weight-dir .*plain is a file, not a folder"):
+        run(config(toy, per=1, weight_dir=str(toy / "plain")))
