@@ -8,8 +8,7 @@ same input (batch, 16000) and output (batch, 36) that computes the same function
 - the input projections x·W + b of all 125 steps in one large matmul per layer (only h·U stays in the
   recurrence);
 - forward and time-reversed inputs stacked, each direction's recurrence its own XLA loop so that
-  TensorFlow's two inter-op threads run both at once (`parallel=2`; `parallel=1`: one loop with a
-  batched (2, B, 64) x (2, 64, 256) matmul per step);
+  TensorFlow's two inter-op threads run both at once;
 - a hand-written backward pass (`tf.custom_gradient`) that computes only what theta's gradient needs:
   the gradient w.r.t. the LSTM inputs (the weights are frozen: no dW, dU, db), with x-gradients of all
   steps again in one large matmul;
@@ -44,8 +43,9 @@ from utils import WAVE_LEN
 _REQUIRED = ("stft", "mel_filterbank", "log_mel", "mel_stft", "conv2d", "batch_normalization_1",
              "bidirectional", "bidirectional_1", "dense", "dense_1", "dense_2", "output")
 
-# Default implementation choices (measured in benchmarks/throughput.py; see README, Performance).
-DEFAULT_OPTIONS = {"jit": True, "unroll": False, "conv": "keras", "blockdiag": False, "lstm": "fused", "parallel": 2}
+# How the two BiLSTMs run: "fused" (the XLA recurrences below) or "keras" (the AM's own Bidirectional
+# layers). Measured in benchmarks/throughput.py (README, Performance); multi_program picks per stack size.
+LSTM_MODES = ("fused", "keras")
 
 
 def is_supported(am) -> bool:
@@ -70,11 +70,8 @@ def accelerate(am, **options):
     Args:
         am: a V2Sa/V2Su model from `speech_models.build_am`/`load_am` (weights loaded). Other models
             are returned unchanged.
-        options: implementation switches for benchmarks (`DEFAULT_OPTIONS`): jit (XLA on the
-            recurrences), unroll (Python-unrolled steps instead of a while-loop; slow to compile),
-            blockdiag (both directions' h·U as one block-diagonal matmul), lstm ("fused" or "keras": the
-            AM's own Bidirectional layers), conv ("keras": the AM's conv block; "matmul": (5,1)
-            convolutions as shifted matmuls with BatchNorm folded, V2Sa only — measured 10x slower).
+        options: `lstm` ("fused", the default, or "keras": the AM's own Bidirectional layers), see
+            `FastBody`.
     Returns:
         an `AcceleratedAM` (a `keras.Model`) sharing the AM's variables, or `am` itself if unsupported.
         It is non-trainable; BatchNorm runs in inference mode whatever `training` says.
@@ -108,31 +105,8 @@ def _t(variable):
     return tf.convert_to_tensor(variable)
 
 
-def _conv_bn_params(conv, bn):
-    """Conv2D (5,1) kernel as (5, c_in, c_out), bias, and the inference BatchNorm as scale/shift."""
-    kernel = _t(conv.kernel)  # (5, 1, c_in, c_out)
-    kernel = tf.reshape(kernel, (kernel.shape[0], kernel.shape[2], kernel.shape[3]))
-    bias = _t(conv.bias) if conv.use_bias else tf.zeros((kernel.shape[-1],))
-    gamma = _t(bn.gamma) if bn.scale else 1.0
-    beta = _t(bn.beta) if bn.center else 0.0
-    scale = gamma * tf.math.rsqrt(_t(bn.moving_variance) + bn.epsilon)
-    shift = beta - _t(bn.moving_mean) * scale
-    return kernel, bias, scale, shift
-
-
-def conv_time(x, kernel, bias):
-    """'same' Conv2D with a (k, 1) kernel over the time axis of (B, T, F, c_in): k shifted matmuls."""
-    k = kernel.shape[0]
-    pad = (k - 1) // 2
-    frames = x.shape[1]
-    xp = tf.pad(x, [[0, 0], [pad, k - 1 - pad], [0, 0], [0, 0]])
-    stacked = tf.concat([xp[:, i:i + frames] for i in range(k)], axis=-1)  # (B, T, F, k*c_in)
-    out = tf.matmul(tf.reshape(stacked, (-1, k * kernel.shape[1])), tf.reshape(kernel, (-1, kernel.shape[-1])))
-    return tf.reshape(out, tf.concat([tf.shape(x)[:3], [kernel.shape[-1]]], 0)) + bias
-
-
-def _lstm_weights(bidirectional):
-    """(W (2, D, 4H), U (2, H, 4H), b (2, 4H)) of a Bidirectional LSTM, forward first."""
+def lstm_weights(bidirectional):
+    """(W (2, D, 4H), U (2, H, 4H), b (2, 4H)) of a Bidirectional LSTM layer, forward direction first."""
     cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
     return (tf.stack([_t(c.kernel) for c in cells]), tf.stack([_t(c.recurrent_kernel) for c in cells]),
             tf.stack([_t(c.bias) for c in cells]))
@@ -146,35 +120,18 @@ def _gates(z, units):
     return i, f, g, o
 
 
-def _recurrent_matmul(h, u, transpose=False):
-    """Both directions' h·U (u (2, H, 4H), h (2, B, H)) or, for a block-diagonal u (2H, 8H), h (B, 2, H)."""
-    if u.shape.rank == 3:
-        return tf.matmul(h, u, transpose_b=transpose)
-    shape = tf.shape(h)
-    out = tf.matmul(tf.reshape(h, (shape[0], -1)), u, transpose_b=transpose)
-    return tf.reshape(out, (shape[0], 2, -1))
-
-
-def _recurrence_forward(zx, u, unroll):
-    """zx (T, 2, B, 4H) [or (T, B, 2, 4H) for a block-diagonal u] input projections; u (2, H, 4H) [or
-    (2H, 8H)]. Returns h, c, tanh(c), gates, each over T."""
+def _recurrence_forward(zx, u):
+    """zx (T, n, B, 4H) input projections of n directions, u (n, H, 4H). Returns h, c, tanh(c), gates over T."""
     steps = zx.shape[0]
     units = zx.shape[-1] // 4
     h = tf.zeros_like(zx[0, ..., :units])
     c = tf.zeros_like(zx[0, ..., :units])
 
     def step(z, h, c):
-        i, f, g, o = _gates(z + _recurrent_matmul(h, u), units)
+        i, f, g, o = _gates(z + tf.matmul(h, u), units)
         c = f * c + i * g
         tc = tf.tanh(c)
         return o * tc, c, tc, tf.concat([i, f, g, o], axis=-1)
-
-    if unroll:
-        hs, cs, tcs, gs = [], [], [], []
-        for t in range(steps):
-            h, c, tc, gates = step(zx[t], h, c)
-            hs.append(h), cs.append(c), tcs.append(tc), gs.append(gates)
-        return tf.stack(hs), tf.stack(cs), tf.stack(tcs), tf.stack(gs)
 
     arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(4)]
 
@@ -186,8 +143,8 @@ def _recurrence_forward(zx, u, unroll):
     return hs.stack(), cs.stack(), tcs.stack(), gs.stack()
 
 
-def _recurrence_backward(dh_out, cs, tcs, gates, u, unroll):
-    """Backpropagation through time for the input projections only: dL/dzx (T, 2, B, 4H)."""
+def _recurrence_backward(dh_out, cs, tcs, gates, u):
+    """Backpropagation through time for the input projections only: dL/dzx (T, n, B, 4H)."""
     steps, units = dh_out.shape[0], dh_out.shape[-1]
     zeros = tf.zeros_like(dh_out[0])
 
@@ -197,15 +154,7 @@ def _recurrence_backward(dh_out, cs, tcs, gates, u, unroll):
         dc = dc_next + dh * o * (1.0 - tc * tc)
         dz = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
                         dh * tc * o * (1.0 - o)], axis=-1)
-        return dz, _recurrent_matmul(dz, u, transpose=True), dc * f
-
-    if unroll:
-        dzs = [None] * steps
-        dh, dc = zeros, zeros
-        for t in reversed(range(steps)):
-            c_prev = cs[t - 1] if t > 0 else zeros
-            dzs[t], dh, dc = step(dh_out[t], c_prev, tcs[t], gates[t], dh, dc)
-        return tf.stack(dzs)
+        return dz, tf.matmul(dz, u, transpose_b=True), dc * f
 
     c_prevs = tf.concat([zeros[None], cs[:-1]], axis=0)
     array = tf.TensorArray(dh_out.dtype, size=steps)
@@ -218,80 +167,42 @@ def _recurrence_backward(dh_out, cs, tcs, gates, u, unroll):
     return dzs.stack()
 
 
-def make_bilstm(jit: bool = True, unroll: bool = False, blockdiag: bool = True, parallel: int = 1):
+def make_bilstm():
     """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), W, U, b) -> (B,T,2H).
 
-    The gradient is taken w.r.t. x only (the weights are frozen constants of the AM). With `blockdiag`
-    the two directions' recurrent matmuls are one (B, 2H) x (2H, 8H) matmul with a block-diagonal
-    kernel (state layout (B, 2, H)); without, a batched (2, B, H) x (2, H, 4H) matmul. `parallel` > 1
-    (without blockdiag) runs the recurrence as that many independent loops — 2: one per direction, 4: per
-    direction and half of the batch — which TensorFlow's inter-op threads can run at once.
+    W, U, b as `lstm_weights` returns them. The gradient is taken w.r.t. x only (the weights are frozen
+    constants of the AM). Each direction's recurrence is its own XLA-compiled while-loop, so TensorFlow's
+    inter-op threads run the two at once; the batch is padded to a multiple of 32 so that XLA compiles
+    once per shape.
     """
-    if parallel not in (1, 2, 4) or (parallel > 1 and blockdiag):
-        raise ValueError("parallel must be 1, 2 or 4, and 1 with blockdiag")
-    fwd = tf.function(lambda zx, u: _recurrence_forward(zx, u, unroll), jit_compile=jit, autograph=False)
-    bwd = tf.function(lambda dh, cs, tcs, gs, u: _recurrence_backward(dh, cs, tcs, gs, u, unroll),
-                      jit_compile=jit, autograph=False)
-    # time-major layouts: "tnbg" (direction, batch) or "tbng" (batch, direction)
-    layout = "tbng" if blockdiag else "tnbg"
-    batch_axis = 1 if blockdiag else 2
+    fwd = tf.function(_recurrence_forward, jit_compile=True, autograph=False)
+    bwd = tf.function(_recurrence_backward, jit_compile=True, autograph=False)
+
+    def pad(t, batch):  # time-major (T, direction, B, .): pad B to a multiple of 32
+        return tf.pad(t, [[0, 0], [0, 0], [0, (-batch) % 32], [0, 0]])
 
     def bilstm(x, w, u, b):
         w, u, b = tf.stop_gradient(w), tf.stop_gradient(u), tf.stop_gradient(b)
         units = u.shape[1]
-        if blockdiag:  # [[U_f, 0], [0, U_b]]: (2H, 8H)
-            zero = tf.zeros_like(u[0])
-            u = tf.concat([tf.concat([u[0], zero], 1), tf.concat([zero, u[1]], 1)], 0)
-
-        def pad(t, batch):  # XLA compiles once per shape: pad the batch to a multiple of 32
-            if not jit:
-                return t
-            paddings = [[0, 0]] * 4
-            paddings[batch_axis] = [0, (-batch) % 32]
-            return tf.pad(t, paddings)
-
-        def halves(t):  # batch slices of a (T, 2, B, .) array: all, or two halves (B padded to 32s: even)
-            if parallel < 4:
-                return [slice(None)]
-            half = tf.shape(t)[2] // 2
-            return [slice(None, half), slice(half, None)]
-
-        def join(blocks):  # inverse of the (direction, batch half) split, back to (T, 2, B, .)
-            if parallel == 4:
-                blocks = [tf.concat(blocks[:2], axis=2), tf.concat(blocks[2:], axis=2)]
-            return tf.concat(blocks, axis=1)
-
-        def unpad(t, batch):
-            return t[:, :batch] if blockdiag else t[:, :, :batch]
 
         @tf.custom_gradient
         def op(x):
             xs = tf.stack([x, tf.reverse(x, axis=[1])])  # (2, B, T, D): forward and time-reversed inputs
-            bias = b[None, None] if blockdiag else b[None, :, None]
-            zx = tf.einsum(f"nbtd,ndg->{layout}", xs, w) + bias  # every step's x·W + b in one matmul
+            zx = tf.einsum("nbtd,ndg->tnbg", xs, w) + b[None, :, None]  # every step's x·W + b in one matmul
             batch = tf.shape(x)[0]
             zx = tf.stop_gradient(pad(zx, batch))  # not differentiated (custom grad)
-            if parallel == 1:
-                hs, cs, tcs, gates = fwd(zx, u)
-            else:  # independent loops over (direction, batch half) blocks, joined again
-                parts = [fwd(zx[:, n:n + 1, rows], u[n:n + 1]) for n in (0, 1) for rows in halves(zx)]
-                hs, cs, tcs, gates = (join(list(arrays)) for arrays in zip(*parts))
-            hs = unpad(hs, batch)
-            h_f, h_b = (hs[:, :, 0], hs[:, :, 1]) if blockdiag else (hs[:, 0], hs[:, 1])  # (T, B, H)
+            parts = [fwd(zx[:, n:n + 1], u[n:n + 1]) for n in (0, 1)]  # one loop per direction
+            hs, cs, tcs, gates = (tf.concat(arrays, axis=1) for arrays in zip(*parts))
+            hs = hs[:, :, :batch]
+            h_f, h_b = hs[:, 0], hs[:, 1]  # (T, B, H)
             out = tf.concat([tf.transpose(h_f, (1, 0, 2)), tf.reverse(tf.transpose(h_b, (1, 0, 2)), [1])], -1)
 
             def grad(dout):
                 dh = tf.stack([dout[..., :units], tf.reverse(dout[..., units:], axis=[1])])  # (2, B, T, H)
-                dh = tf.transpose(dh, (2, 1, 0, 3) if blockdiag else (2, 0, 1, 3))
-                dh = tf.stop_gradient(pad(dh, batch))
-                if parallel == 1:
-                    dzx = bwd(dh, cs, tcs, gates, u)
-                else:
-                    blocks = [(n, rows) for n in (0, 1) for rows in halves(dh)]
-                    dzx = join([bwd(dh[:, n:n + 1, rows], cs[:, n:n + 1, rows], tcs[:, n:n + 1, rows],
-                                    gates[:, n:n + 1, rows], u[n:n + 1]) for n, rows in blocks])
-                dzx = unpad(dzx, batch)
-                dxs = tf.einsum(f"{layout},ndg->nbtd", dzx, w)
+                dh = tf.stop_gradient(pad(tf.transpose(dh, (2, 0, 1, 3)), batch))
+                dzx = tf.concat([bwd(dh[:, n:n + 1], cs[:, n:n + 1], tcs[:, n:n + 1], gates[:, n:n + 1], u[n:n + 1])
+                                 for n in (0, 1)], axis=1)
+                dxs = tf.einsum("tnbg,ndg->nbtd", dzx[:, :, :batch], w)
                 return dxs[0] + tf.reverse(dxs[1], axis=[1])
 
             return out, grad
@@ -316,19 +227,21 @@ def attention_head(seq, dense, dense_1, dense_2, output):
 
 
 class FastBody:
-    """The frozen AM's computation from the complex STFT on, reading the AM's variables at call time."""
+    """The frozen AM's computation from the complex STFT on, reading the AM's variables at call time.
 
-    def __init__(self, am, jit: bool = DEFAULT_OPTIONS["jit"], unroll: bool = DEFAULT_OPTIONS["unroll"],
-                 conv: str = DEFAULT_OPTIONS["conv"], blockdiag: bool = DEFAULT_OPTIONS["blockdiag"],
-                 lstm: str = DEFAULT_OPTIONS["lstm"], parallel: int = DEFAULT_OPTIONS["parallel"]):
+    Args:
+        am: a V2Sa/V2Su model (`is_supported`).
+        lstm: "fused" (`make_bilstm`, the default) or "keras" (the AM's own Bidirectional layers).
+    """
+
+    def __init__(self, am, lstm: str = "fused"):
+        if lstm not in LSTM_MODES:
+            raise ValueError(f"lstm must be one of {LSTM_MODES}, not {lstm!r}")
         self.am = am
-        is_v2sa = "conv2d_mid" not in {layer.name for layer in am.layers}
-        self.options = {"jit": bool(jit), "unroll": bool(unroll), "conv": conv if is_v2sa else "keras",
-                        "blockdiag": bool(blockdiag), "lstm": lstm}
-        self.options["parallel"] = 1 if blockdiag else int(parallel)  # blockdiag: one loop by design
-        self.bilstm = make_bilstm(jit, unroll, blockdiag, self.options["parallel"])
-        self.conv_block = (keras.Model(am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output,
-                                       name=f"{am.name}_conv_block") if self.options["conv"] == "keras" else None)
+        self.options = {"lstm": lstm}
+        self.bilstm = make_bilstm()
+        self.conv_block = keras.Model(am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output,
+                                      name=f"{am.name}_conv_block")
         stft = am.get_layer("stft")
         if stft.n_fft != stft.win_length or stft.hop_length != _HOP or not stft.pad_end or stft.pad_begin:
             raise ValueError("accelerate: unexpected STFT settings")
@@ -370,19 +283,12 @@ class FastBody:
     def probs_from_mel(self, mel):
         """Standardised log-mel (B, 125, 80) -> (B, 36) softmax."""
         am = self.am
-        x = mel[..., None]
-        if self.conv_block is not None:
-            x = self.conv_block(x, training=False)
-        else:
-            for conv, bn in (("conv2d", "batch_normalization"), ("conv2d_1", "batch_normalization_1")):
-                kernel, bias, scale, shift = _conv_bn_params(am.get_layer(conv), am.get_layer(bn))
-                x = tf.nn.relu(conv_time(x, kernel, bias)) * scale + shift
-        x = x[..., 0]
+        x = self.conv_block(mel[..., None], training=False)[..., 0]  # the AM's conv block, BatchNorm in inference
         for name in ("bidirectional", "bidirectional_1"):
             if self.options["lstm"] == "keras":  # the AM's own layers (Keras' generic while-loop)
                 x = am.get_layer(name)(x, training=False)
             else:
-                x = self.bilstm(x, *_lstm_weights(am.get_layer(name)))
+                x = self.bilstm(x, *lstm_weights(am.get_layer(name)))
         return attention_head(x, *(am.get_layer(n) for n in ("dense", "dense_1", "dense_2", "output")))
 
     def probs(self, spectrum):

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     def bilstm(layer):
         if args.lstm == "keras":
             return lambda x: layer(x, training=False)
-        return lambda x: body.bilstm(x, *fast_am._lstm_weights(layer))
+        return lambda x: body.bilstm(x, *fast_am.lstm_weights(layer))
 
     seq1 = bilstm(layers[0])(conv)
     seq2 = bilstm(layers[1])(seq1)
