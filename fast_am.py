@@ -44,7 +44,7 @@ _REQUIRED = ("stft", "mel_filterbank", "log_mel", "mel_stft", "conv2d", "batch_n
              "bidirectional", "bidirectional_1", "dense", "dense_1", "dense_2", "output")
 
 # How the two BiLSTMs run: "fused" (the XLA recurrences below) or "keras" (the AM's own Bidirectional
-# layers). Measured in benchmarks/throughput.py (README, Performance); multi_program picks per stack size.
+# layers). Measured in benchmarks/throughput.py (docs/performance.md); multi_program picks per stack size.
 LSTM_MODES = ("fused", "keras")
 
 
