@@ -1,27 +1,18 @@
-"""Shared test set-up: quiet single-process TensorFlow, paths to ../shared, one real AM per session."""
+"""Shared test set-up: the project on sys.path, quiet TensorFlow set up before any test imports it, and the
+fixtures. Helpers (paths, tiny AMs, toy data) are in helpers.py."""
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402  (sets TF's environment before TensorFlow is imported)
 
 utils.setup_tensorflow()
 
-SHARED = Path(os.environ.get("V2S_SHARED_DIR", ROOT.parent / "shared"))
-UCR_DIR = SHARED / "ucr"
-AM_FILE = SHARED / "am" / "model-attRNN.h5"
-SPEECH_DIR = SHARED / "speech"
-
-
-def needs(path: Path):
-    """Skip a test whose input from ../shared is absent (a clone without the workplace data)."""
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+from helpers import AM_FILE, make_tiny_am  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,26 +24,6 @@ def original_v2sa():
 
     model, info = speech_models.load_am("v2sa", am_weights=str(AM_FILE))
     return model, info
-
-
-def make_tiny_am(seed: int = 0):
-    """A small randomly initialised stand-in AM with the real interface and a BatchNorm layer.
-
-    waveform (n, 16000) -> strided conv -> BatchNorm -> pooled -> softmax (n, 36).
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    wave = keras.Input(shape=(16000,))
-    x = keras.layers.Reshape((16000, 1))(wave)
-    x = keras.layers.Conv1D(8, 400, strides=160, activation="relu", name="conv")(x)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.GlobalAveragePooling1D()(x)
-    out = keras.layers.Dense(36, activation="softmax", name="output")(x)
-    return keras.Model(wave, out, name="tiny_am")
-
-
-TINY_AM_INFO = {"name": "tiny_am", "path": None, "sha256": None, "source": "test", "original": False}
 
 
 @pytest.fixture

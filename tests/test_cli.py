@@ -1,31 +1,12 @@
 """v2s_main.py as a user runs it: output format, files written, errors, reproducibility."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import AM_FILE, ROOT, UCR_DIR, needs
-
-
-def v2s_main(*args, tmp_path, env=None):
-    """Run the CLI in a subprocess with outputs under tmp_path; returns the CompletedProcess."""
-    command = [sys.executable, str(ROOT / "v2s_main.py"), *args,
-               "--results-dir", str(tmp_path / "results"), "--weight-dir", str(tmp_path / "weight")]
-    full_env = {**os.environ, "V2S_OFFLINE": "1", **(env or {})}
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from helpers import AM_FILE, ROOT, UCR_DIR, assert_one_line_error, needs, v2s_main
 
 
 def test_help_explains_every_flag(tmp_path):

@@ -11,7 +11,7 @@ model's initial program by 1e-6 (relative) changes its validation loss after 3 e
 import numpy as np
 import pytest
 
-from conftest import UCR_DIR
+from helpers import UCR_DIR
 
 PROB_ATOL, LOSS_RTOL, GRAD_RTOL, TRAJ_RTOL = 1e-5, 1e-5, 1e-4, 2e-3
 

@@ -6,56 +6,19 @@ import json
 
 import numpy as np
 import pytest
-from conftest import AM_FILE, SPEECH_DIR, TINY_AM_INFO, make_tiny_am, needs
+from helpers import (AM_FILE, SPEECH_DIR, TINY_AM_INFO, config, make_tiny_am, make_tiny_tf_am, needs, waves,
+                     write_speech, write_toy)
 
 import cam_v2s
 import swd_table
 import training
+import ts_dataloader
 import ts_model
 import tsne_v2s
 import utils
 from utils import V2SError
 
 GSC_DIR = SPEECH_DIR / "gsc"
-
-
-def make_tiny_tf_am(seed=0):
-    """A small AM with the real one's interface on a (125 frames x 128 bins) plane.
-
-    waveform (n, 16000) -> `mel_stft` (n, 125, 128, 1) -> `conv2d` (4 ch) -> `conv2d_1` (1 ch)
-    -> attention over frames (`attSoftmax`) -> Dense(36, softmax) `output`.
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    wave = keras.Input(shape=(16000,))
-    mel = keras.layers.Reshape((125, 128, 1), name="mel_stft")(wave)
-    x = keras.layers.Conv2D(4, (5, 1), activation="relu", padding="same", name="conv2d")(mel)
-    x = keras.layers.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
-    seq = keras.layers.Reshape((125, 128))(x)
-    scores = keras.layers.Reshape((125,))(keras.layers.Dense(1)(seq))
-    weights = keras.layers.Softmax(name="attSoftmax")(scores)
-    context = keras.layers.Dot(axes=[1, 1])([weights, seq])
-    out = keras.layers.Dense(36, activation="softmax", name="output")(context)
-    return keras.Model(wave, out, name="tiny_tf_am")
-
-
-def waves(n=3, seed=0):
-    return np.random.default_rng(seed).normal(scale=0.3, size=(n, 16000)).astype(np.float32)
-
-
-def write_speech(folder, words=("yes", "no", "up"), per_word=3, seed=0):
-    """A Speech-Commands-layout folder of short noise-and-tone WAVs at 16 kHz."""
-    from scipy.io import wavfile
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(words):
-        (folder / word).mkdir(parents=True, exist_ok=True)
-        for i in range(per_word):
-            clip = 0.3 * np.sin(2 * np.pi * (200 + 150 * k) * t) + 0.05 * rng.normal(size=16000)
-            wavfile.write(folder / word / f"clip{i}.wav", 16000, (clip * 20000).astype(np.int16))
-    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,8 +147,6 @@ class TestProbes:
 
 
 def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeypatch):
-    from test_training import config, write_toy
-
     write_toy(tmp_path / "data")
     monkeypatch.setenv("V2S_SPEECH_DIR", str(write_speech(tmp_path / "speech")))
     cfg = config(tmp_path, eps=3, val_split=0.0, swd=True, plot=True)
@@ -201,8 +162,6 @@ def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeyp
     model = ts_model.build_v2s(make_tiny_am(), 2, record["label_mapping"]["groups"])
     model.load_weights(record["weights"])
     speech, _ = cam_v2s.speech_sample(tmp_path / "speech", 400, cfg.seed)
-    import ts_dataloader
-
     data = ts_dataloader.load_dataset("Toy", tmp_path / "data")
     fit = ts_dataloader.validation_split(ts_model.tile_segments(data.x_train, cfg.seg, cfg.offset), data.y_train, 0.0,
                                          cfg.seed)[0]
@@ -226,10 +185,6 @@ def test_swd_without_a_speech_folder_is_a_clear_error(monkeypatch):
 @pytest.fixture(scope="module")
 def saved_run(original_v2sa, tmp_path_factory):
     """weight/<run>.weights.h5 + results/<run>.json of an untrained V2Sa-based V2S on a toy dataset."""
-    from test_training import write_toy
-
-    import ts_dataloader
-
     root = tmp_path_factory.mktemp("run")
     write_toy(root / "data", n_train=12, n_test=6)
     data = ts_dataloader.load_dataset("Toy", root / "data")

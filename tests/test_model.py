@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import make_tiny_am
+from helpers import make_tiny_am
 
 import ts_model
 from utils import V2SError

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import AM_FILE, ROOT, UCR_DIR, needs
+from helpers import AM_FILE, ROOT, UCR_DIR, needs, write_toy
 
 import reproduce
 import utils
@@ -376,8 +376,6 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
 
 
 def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
-    from test_training import write_toy
-
     write_toy(tmp_path, name="MyToy")
     rows, skipped = reproduce.select_datasets("MyToy", str(tmp_path))
     assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24

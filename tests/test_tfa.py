@@ -4,9 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_AM_INFO, make_tiny_am
-from test_cli import assert_one_line_error, v2s_main
-from test_training import config, write_toy
+from helpers import TINY_AM_INFO, assert_one_line_error, config, make_tiny_am, v2s_main, write_toy
 
 import training
 import ts_model

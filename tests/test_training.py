@@ -4,33 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_AM_INFO, make_tiny_am
+from helpers import TINY_AM_INFO, config, make_tiny_am, theta_of, write_toy
 
 import training
 from utils import V2SError
-
-
-def write_toy(root, name="Toy", n_train=24, n_test=20, seed=0, test_label_shift=0):
-    """Two classes of length-100 series: noisy sines and noisy square waves."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 4 * np.pi, 100)
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
-        labels = np.arange(n) % 2
-        if split == "TEST":
-            labels = (labels + test_label_shift) % 2
-        rows = [np.r_[label + 1, (np.sin(t) if label == 0 else np.sign(np.sin(t))) + 0.1 * rng.normal(size=100)]
-                for label in labels]
-        np.savetxt(folder / f"{name}_{split}.tsv", np.array(rows), delimiter="\t")
-    return root
-
-
-def config(tmp_path, **overrides):
-    settings = dict(dataset="Toy", data_dir=str(tmp_path / "data"), eps=3, seed=5, mapping=3,
-                    results_dir=str(tmp_path / "results"), weight_dir=str(tmp_path / "weight"), verbose=0, plot=False)
-    settings.update(overrides)
-    return training.V2SConfig(**settings)
 
 
 def run(cfg):
@@ -70,24 +47,7 @@ def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     assert honest["selection"] == flipped["selection"]
     assert honest["metrics"]["validation"] == flipped["metrics"]["validation"]
     assert honest["metrics"]["test"]["accuracy"] == pytest.approx(1 - flipped["metrics"]["test"]["accuracy"])
-    import h5py
-
-    def theta(record):
-        with h5py.File(record["weights"]) as f:
-            return np.concatenate([np.ravel(f[k][()]) for k in _datasets(f) if "art" in k])
-
-    np.testing.assert_array_equal(theta(honest), theta(flipped))
-
-
-def _datasets(group, prefix=""):
-    """The paths of every dataset in an HDF5 group."""
-    import h5py
-
-    for key, item in group.items():
-        if isinstance(item, h5py.Dataset):
-            yield f"{prefix}{key}"
-        else:
-            yield from _datasets(item, f"{prefix}{key}/")
+    np.testing.assert_array_equal(theta_of(honest["weights"]), theta_of(flipped["weights"]))
 
 
 def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restored(toy):
