@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+import reporting
+import runs
 import utils
 from utils import V2SError
 
@@ -64,7 +66,7 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     import speech_models
     import ts_dataloader
 
-    path = out / "runs" / f"{dataset}_{schedule}_seed{seed}_eps{eps}.json"
+    path = out / "runs" / f"{runs.fidelity_stack_name(dataset, schedule, seed, eps)}.json"
     if path.exists():
         return path
     started = time.time()
@@ -115,22 +117,22 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
              "Accuracies in percent, mean over seeds.", ""]
     settings = sorted({(r["schedule"], r["seg"], r["dropout"], r["map"]) for r in rows}, key=lambda k: (k[3] != "maximal", k))
     header = [f"{sch} m={m} dr={dr}" + ("" if mp == "maximal" else " map=1") for sch, m, dr, mp in settings]
-    lines += ["## Test accuracy per setting (epoch chosen on validation; in brackets: best epoch on TEST)", "",
-              "| dataset | paper V2Sa | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(settings)]
+    lines += ["## Test accuracy per setting (epoch chosen on validation; in brackets: best epoch on TEST)", ""]
+    table = []
     for d in datasets:
         cells = []
         for key in settings:
             got = [r for r in rows if r["dataset"] == d and (r["schedule"], r["seg"], r["dropout"], r["map"]) == key]
             cells.append(f"{100 * np.mean([r['test_at_val_epoch'] for r in got]):.1f} "
                          f"({100 * np.mean([r['test_best_epoch'] for r in got]):.1f})" if got else "–")
-        lines.append(f"| {d} | {paper.get(d, float('nan')):.2f} | " + " | ".join(cells) + " |")
+        table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
+    lines += reporting.markdown_table(["dataset", "paper V2Sa", *header], table)
     lines += ["", "## Protocols (all settings above are the candidates)", ""]
     names = ["honest", "setting on test", "original (epoch and setting on test)"]
     subsets = {"all settings": lambda r: True, "original schedule only": lambda r: r["schedule"] == "original",
                "original schedule, maximal map, m=1 only": lambda r: r["schedule"] == "original" and r["seg"] == 1
                and r["map"] == "maximal"}
-    lines += ["| dataset | paper V2Sa | " + " | ".join(f"{n} [{s}]" for s in subsets for n in names) + " |",
-              "|---|---|" + "---|" * (len(names) * len(subsets))]
+    table = []
     per_protocol = {(s, n): [] for s in subsets for n in names}
     for d in datasets:
         cells = []
@@ -141,9 +143,10 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
                 value = 100 * float(np.mean([p[n] for p in by_seed]))
                 per_protocol[(sname, n)].append(value - paper.get(d, np.nan))
                 cells.append(f"{value:.1f}")
-        lines.append(f"| {d} | {paper.get(d, float('nan')):.2f} | " + " | ".join(cells) + " |")
-    lines.append("| **mean gap to paper (points)** | | " + " | ".join(
-        f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names) + " |")
+        table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
+    table.append(["**mean gap to paper (points)**", "",
+                  *(f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names)])
+    lines += reporting.markdown_table(["dataset", "paper V2Sa", *(f"{n} [{s}]" for s in subsets for n in names)], table)
     lines += ["", "## What each knob does (mean test accuracy over datasets and the other knobs, epoch on validation)", ""]
     for knob, label in (("schedule", "learning-rate schedule"), ("seg", "segments m"), ("dropout", "dropout"), ("map", "label map")):
         pool = [r for r in rows if r["map"] == "maximal"]

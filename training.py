@@ -11,15 +11,17 @@ accuracy) and says so in the record.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+import probes
+import reporting
+import runs
 import utils
-from utils import PROJECT_DIR, V2SError
+from utils import V2SError
 
 
 @dataclass
@@ -47,8 +49,8 @@ class V2SConfig:
     mask: bool = False
     map_type: str = "first"
     am_weights: str | None = None
-    results_dir: str = str(PROJECT_DIR / "results")
-    weight_dir: str = str(PROJECT_DIR / "weight")
+    results_dir: str = str(runs.RESULTS_DIR)
+    weight_dir: str = str(runs.WEIGHT_DIR)
     run_name: str | None = None
     select_on_test: bool = False
     swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
@@ -80,14 +82,6 @@ class V2SConfig:
             raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
                            "one zero-padded copy of the series (drop the flag)")
 
-    def default_run_name(self, dataset_name: str, mapping: int | None) -> str:
-        mask = "_mask" if self.mask else ""
-        offset = f"_off{self.offset}" if self.offset != 448 else ""
-        if self.tfa:
-            return f"{dataset_name}_net{self.net}_modtfa{offset}_eps{self.eps}_seed{self.seed}"
-        return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}{offset}"
-                f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
-
 
 def run(config: V2SConfig, am=None, am_info=None) -> dict:
     """Train and evaluate one V2S model; write its record, curves and weights.
@@ -95,7 +89,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     Args:
         am: an already built source AM (tests pass a small one); default: `speech_models.load_am`.
     Returns:
-        the run record (also written to `<results_dir>/<run>.json`).
+        the run record (`runs.RunRecord`, also written to `<results_dir>/<run>.json`) and `results`, its path.
     """
     started = time.time()
     config.check_tfa()
@@ -119,7 +113,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     model = _build_model(config, am, data.n_classes, groups, mask)
     compile_model(model, config.lr, config.lr_decay)
 
-    run_name = config.run_name or config.default_run_name(data.name, mapping)
+    run_name = config.run_name or runs.single_run_name(config, data.name, mapping)
     results_dir, weight_dir = Path(config.results_dir), Path(config.weight_dir)
     _print_header(config, data, run_name, len(y_fit), len(y_val), mapping, am_info)
 
@@ -144,13 +138,12 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     if has_val:
         metrics["validation"] = _evaluate(model, x_val, y_val)
     metrics["test"] = _evaluate(model, x_test, data.y_test)  # the one use of TEST in honest mode
-    majority = np.bincount(data.y_train).argmax()
-    metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
+    metrics["test_majority_baseline"] = majority_baseline(data.y_train, data.y_test)
 
     weights_path = weight_dir / f"{run_name}{'.keras' if config.tfa else '.weights.h5'}"
     if config.save_weights:  # TFa: the whole model, for tsne_v2s.py --tfa-weight
         utils.atomic_save(weights_path, model.save if config.tfa else model.save_weights)
-    record = run_record(
+    record = runs.run_record(
         config, data, run_name=run_name, mapping=mapping, groups=groups, n_fit=len(y_fit), n_validation=len(y_val),
         am_info=dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
         trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
@@ -162,38 +155,15 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         **({"swd": swd_callback.describe()} if swd_callback else {}))
     if config.plot:
         record["plot"] = str(results_dir / f"{run_name}.png")
-        plot_history(record, record["plot"])
+        reporting.plot_history(record, record["plot"])
     utils.atomic_write_json(results_dir / f"{run_name}.json", record)
     record["results"] = str(results_dir / f"{run_name}.json")
     return record
 
 
-def run_record(config: V2SConfig, data, *, run_name: str, mapping: int | None, groups: list[list[int]] | None,
-               n_fit: int, n_validation: int, am_info: dict, trainable_params: int, history: dict, selection: dict,
-               metrics: dict, weights: str | None, wall_time_s: dict, samples_per_s: float, **extra) -> dict:
-    """The JSON record of one run, the same for `v2s_main.py` and `reproduce.py`'s program stacks.
-
-    `extra` adds path-specific fields (`swd` curves here; `trained_with` for a stack), placed before `versions`.
-    """
-    return {
-        "run": run_name,
-        "config": {**dataclasses.asdict(config), "dropout": None if config.tfa else config.dropout, "mapping": mapping},
-        "command": sys.argv,
-        "dataset": data.describe(),
-        "n_fit": n_fit,
-        "n_validation": n_validation,
-        "label_mapping": _label_map_record(config, mapping, groups),
-        "am": am_info,
-        "trainable_params": trainable_params,
-        "history": history,
-        "selection": selection,
-        "metrics": metrics,
-        "weights": weights,
-        "wall_time_s": wall_time_s,
-        "samples_per_s": samples_per_s,
-        **extra,
-        "versions": utils.versions(),
-    }
+def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """TEST accuracy of always predicting TRAIN's most frequent class (the record's `test_majority_baseline`)."""
+    return float(np.mean(y_test == np.bincount(y_train).argmax()))
 
 
 # Training steps per call of Keras' compiled train function: the same steps in the same order (bitwise the
@@ -224,15 +194,6 @@ def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]
     return mapping, [[t] for t in range(n_classes)] if one_to_one else groups
 
 
-def _label_map_record(config: V2SConfig, mapping: int | None, groups: list[list[int]] | None) -> dict:
-    """The record's `label_mapping`: the many-to-one map by index and name, or TFa's dense head."""
-    if config.tfa:
-        return {"type": "none (TFa: dense head on the AM's 36 outputs)", "per_class": None, "groups": None,
-                "groups_named": None}
-    return {"type": "one-to-one" if str(config.mod) == "0" else config.map_type, "per_class": mapping,
-            "groups": groups, "groups_named": [[_source_name(s) for s in g] for g in groups]}
-
-
 def _build_model(config: V2SConfig, am, n_classes: int, groups, mask):
     """The uncompiled model `run` trains, waveform (n, 16000) -> (n, K) (mod 0: (n, 36)).
 
@@ -252,68 +213,10 @@ def _build_model(config: V2SConfig, am, n_classes: int, groups, mask):
     return model
 
 
-def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None) -> tuple[Path, Path]:
-    """Locate a saved run from a weights path, a file name in weight/, or a run name.
-
-    Returns:
-        (weights file, its results JSON).
-    """
-    weight_dir = Path(weight_dir or PROJECT_DIR / "weight")
-    results_dir = Path(results_dir or PROJECT_DIR / "results")
-    name = Path(weight).name.removesuffix(".weights.h5")
-    candidates = [Path(weight), weight_dir / Path(weight).name, weight_dir / f"{name}.weights.h5"]
-    weights = next((p for p in candidates if p.is_file()), None)
-    tfa_model = weight_dir / f"{name}.keras"
-    if weights is None and tfa_model.is_file():
-        raise V2SError(f"{name} is a TFa run (whole model {tfa_model}), not a V2S run: "
-                       f"pass it to tsne_v2s.py --tfa-weight {tfa_model}")
-    if weights is None:
-        raise V2SError(f"weights {weight!r} not found (looked for {', '.join(str(p) for p in candidates)})")
-    records = [weights.with_name(f"{name}.json"), results_dir / f"{name}.json", weights.parent.parent / "results" / f"{name}.json"]
-    record = next((p for p in records if p.is_file()), None)
-    if record is None:
-        raise V2SError(f"no run record {name}.json beside {weights} or in {results_dir}: it holds the settings needed to rebuild the model")
-    return weights, record
-
-
-def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None):
-    """Rebuild a saved V2S model from its run record and load its trained weights (AM included).
-
-    Returns:
-        (model, record, dataset) — the dataset re-read from the recorded data directory.
-    """
-    import json
-
-    utils.setup_tensorflow()
-    import speech_models
-    import ts_dataloader
-    import ts_model
-
-    weights, record_path = find_run(weight, weight_dir, results_dir)
-    record = json.loads(record_path.read_text())
-    cfg = record["config"]
-    data = ts_dataloader.load_dataset(cfg["dataset"], cfg["data_dir"])
-    mask = ts_model.program_mask(data.length, cfg["seg"], cfg.get("offset", 0)) if cfg["mask"] else None
-    am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
-    model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
-                               cfg["dropout"], cfg["l2"], mask)
-    speech_models.load_weights(model, weights)
-    return model, record, data
-
-
 def _evaluate(model, x, y) -> dict:
     """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone."""
     loss, accuracy, ce = model.evaluate(x, y, batch_size=256, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy), "ce": float(ce)}
-
-
-def _source_name(index: int) -> str:
-    try:
-        import speech_models
-
-        return speech_models.SOURCE_CLASSES[index]
-    except (ImportError, AttributeError):
-        return str(index)
 
 
 def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
@@ -367,20 +270,9 @@ class EpochSelector(_callback_base()):
             model.set_weights(self.best_weights)
 
     def describe(self, epochs: int) -> dict:
-        return selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
-                                self.best_value, epochs)
-
-
-_CRITERIA = {"val_ce": "lowest validation loss (cross-entropy)",
-             "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
-
-
-def selection_record(monitor: str | None, epoch: int | None, value: float | None, epochs: int) -> dict:
-    """The record's `selection`: how the epoch was chosen (`monitor`: "val_ce", "test_accuracy" or None
-    for the last of `epochs`), the chosen epoch (1-based) and its monitored value."""
-    if monitor is None:
-        return {"criterion": "last epoch (no validation split)", "epoch": epochs}
-    return {"criterion": _CRITERIA[monitor], "epoch": epoch, "value": value}
+        """The record's `selection` (`runs.selection_record`)."""
+        return runs.selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
+                                     self.best_value, epochs)
 
 
 class TestMonitor(_callback_base()):
@@ -415,13 +307,13 @@ class SWDCallback(_callback_base()):
     """Records, after each epoch, the sliced Wasserstein distance between the AM's logits on source speech
     and on the reprogrammed training series (the paper's Sec. 4 alignment term; Fig. 3, Table 3).
 
-    Adds `swd` to the epoch's logs, so it lands in `history` and the run record. Logits are the AM's
-    pre-softmax scores over its 36 classes (`cam_v2s.am_logits`); the distance is
-    `utils.sliced_wasserstein_distance` (1,000 seeded projections). The source logits are computed once,
-    or every epoch if the AM itself is trained (--mod 2).
+    Adds `swd` to the epoch's logs, so it lands in `history` and the run record. The distance is
+    `probes.swd` (the AM's pre-softmax logits over its 36 classes, 1,000 seeded projections). The source
+    logits are computed once, or every epoch if the AM itself is trained (--mod 2).
     """
 
-    def __init__(self, am, source_waves, target_tiled, n_projections: int = 1000, seed: int = 0, source: str = ""):
+    def __init__(self, am, source_waves, target_tiled, n_projections: int = probes.N_PROJECTIONS, seed: int = 0,
+                 source: str = ""):
         """am: the AM inside the V2S model; source_waves: (n, 16000) speech clips; target_tiled: (m, 16000)
         tiled target series (the callback adds the model's current program)."""
         super().__init__()
@@ -430,25 +322,20 @@ class SWDCallback(_callback_base()):
         self._source_logits = None
 
     @classmethod
-    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = 400, n_target: int = 1000, seed: int = 0):
+    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = probes.N_SPEECH,
+                    n_target: int = probes.N_TARGET_SERIES, seed: int = 0):
         """Source: a seeded sample of `n_source` clips of a Speech-Commands folder (default
         $V2S_SPEECH_DIR or ../shared/speech/gsc); target: up to `n_target` tiled fit series (n, 16000)."""
-        import cam_v2s
-
-        folder = speech_dir or cam_v2s.default_speech_dir()
-        waves, _ = cam_v2s.speech_sample(folder, n_source, seed)
-        if len(x_fit) > n_target:
-            x_fit = x_fit[np.sort(np.random.default_rng(seed).permutation(len(x_fit))[:n_target])]
-        return cls(am, waves, x_fit, seed=seed, source=str(folder))
+        folder = speech_dir or probes.default_speech_dir()
+        waves, _ = probes.speech_sample(folder, n_source, seed)
+        return cls(am, waves, probes.subsample(x_fit, n_target, seed), seed=seed, source=str(folder))
 
     def value(self) -> float:
         """SWD between source-speech logits and the logits of the currently reprogrammed target series."""
-        import cam_v2s
-
         if self._source_logits is None or self.am.trainable:
-            self._source_logits = cam_v2s.am_logits(self.am, self.source_waves)
-        target = cam_v2s.am_logits(self.am, cam_v2s.reprogram(self.model, self.target_tiled))
-        return utils.sliced_wasserstein_distance(self._source_logits, target, self.n_projections, self.seed)
+            self._source_logits = probes.am_logits(self.am, self.source_waves)
+        return probes.swd(self.am, self._source_logits, self.target_tiled, probes.program_of(self.model),
+                          self.n_projections, self.seed)
 
     def on_epoch_end(self, epoch, logs=None):
         logs["swd"] = self.value()  # Keras' progress line and History pick it up
@@ -456,31 +343,3 @@ class SWDCallback(_callback_base()):
     def describe(self) -> dict:
         return {"source": self.source, "n_source": len(self.source_waves), "n_target": len(self.target_tiled),
                 "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": "AM logits (36)"}
-
-
-def plot_history(record: dict, path: str) -> None:
-    """Accuracy, cross-entropy (and SWD if recorded) per epoch for fit, validation (and test if monitored),
-    the chosen epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    history = record["history"]
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    metrics = ("accuracy", "ce", "swd") if "swd" in history else ("accuracy", "ce")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
-    for ax, metric in zip(axes, metrics):
-        for prefix, label in (("", "fit"), ("val_", "validation"), ("test_", "test")):
-            if prefix + metric in history:
-                ax.plot(epochs, history[prefix + metric], label=label, **({"marker": "."} if metric == "swd" else {}))
-        ax.axvline(record["selection"]["epoch"], color="grey", linestyle=":", label="chosen epoch")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel({"ce": "cross-entropy", "swd": "sliced Wasserstein distance (logits)"}.get(metric, metric))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    test = record["metrics"]["test"]["accuracy"]
-    fig.suptitle(f"{record['run']}  (test accuracy {test:.4f})", fontsize=9)
-    fig.tight_layout()
-    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)

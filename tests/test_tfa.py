@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from helpers import TINY_AM_INFO, assert_one_line_error, config, make_tiny_am, v2s_main, write_toy
 
+import probes
+import runs
 import training
 import ts_model
 import tsne_v2s
@@ -77,7 +79,6 @@ def test_saved_model_loads_back_as_trained_and_tsne_reads_its_fine_tuned_am(toy)
     logits tsne_v2s reads from it are those of the AM trained in this process."""
     import keras
 
-    import cam_v2s
     import ts_dataloader
 
     am = make_tiny_am()
@@ -89,11 +90,11 @@ def test_saved_model_loads_back_as_trained_and_tsne_reads_its_fine_tuned_am(toy)
     assert ce == pytest.approx(record["metrics"]["test"]["ce"], rel=1e-5)
     assert np.mean(probs.argmax(axis=1) == data.y_test) == pytest.approx(record["metrics"]["test"]["accuracy"])
     waves = ts_model.tile_segments(data.x_train, 1, 448)
-    np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), cam_v2s.am_logits(am, waves),
+    np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), probes.am_logits(am, waves),
                                rtol=1e-5, atol=1e-5)
 
 
 def test_v2s_tools_point_a_tfa_run_to_tsne(toy):
     record = run_tfa(toy)
     with pytest.raises(V2SError, match="is a TFa run .*--tfa-weight"):
-        training.find_run(record["run"], str(toy / "weight"), str(toy / "results"))
+        runs.find_run(record["run"], str(toy / "weight"), str(toy / "results"))
