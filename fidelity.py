@@ -38,25 +38,27 @@ import numpy as np
 import reporting
 import runs
 import utils
+from settings import DEFAULT_OFFSET, ProgramSetting
 from utils import V2SError
 
 SCHEDULES = {"original": {"lr": 0.05, "lr_decay": 0.48}, "const": {"lr": 0.01, "lr_decay": 0.0}}
-SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)
-OFFSET = 448
+SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)  # dropout as a rate
+OFFSET = DEFAULT_OFFSET
 
 
-def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[dict]:
-    """The programs of one (dataset, seed, schedule) stack: segments x dropout with the maximal map, and
-    (original schedule only) one source per class at the largest m and dropout 0.4."""
+def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[tuple[ProgramSetting, str]]:
+    """The programs of one (dataset, seed, schedule) stack, each with the name of its label map: segments x
+    dropout with the maximal map ("maximal"), and (original schedule only) one source per class ("one") at
+    the largest m and dropout 0.4."""
     import ts_model
 
     fits = [m for m in SEGMENTS if m <= (utils.WAVE_LEN - OFFSET) // length]
-    maximal = ts_model.label_mapping(n_classes, ts_model.N_SOURCE // n_classes, "random", seed)
-    out = [{"seed": seed, "seg": m, "dropout": dr, "offset": OFFSET, "groups": maximal, "map": "maximal"}
+    maximal = ts_model.many_to_one(n_classes, None, "random", seed)[1]
+    out = [(ProgramSetting(seed=seed, seg=m, dropout=dr, offset=OFFSET, groups=maximal), "maximal")
            for m in fits for dr in DROPOUTS]
     if schedule == "original":
-        out.append({"seed": seed, "seg": fits[-1], "dropout": 0.4, "offset": OFFSET,
-                    "groups": ts_model.label_mapping(n_classes, 1, "random", seed), "map": "one"})
+        out.append((ProgramSetting(seed=seed, seg=fits[-1], dropout=0.4, offset=OFFSET,
+                                   groups=ts_model.many_to_one(n_classes, 1, "random", seed)[1]), "one"))
     return out
 
 
@@ -75,11 +77,12 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, 0.2, seed)
     am, info = speech_models.load_am("v2sa")
     am.trainable = False
-    settings = settings_for(schedule, data.n_classes, data.length, seed)
-    results = multi_program.train_programs(am, (x_fit, y_fit), (x_val, y_val), settings, epochs=eps, seed=seed,
+    settings, maps = zip(*settings_for(schedule, data.n_classes, data.length, seed))
+    results = multi_program.train_programs(am, (x_fit, y_fit), (x_val, y_val), list(settings), epochs=eps, seed=seed,
                                            **SCHEDULES[schedule], monitor_on={"test": (data.x_test, data.y_test)})
-    programs = [{"setting": {k: v for k, v in r["setting"].items() if k != "groups"}, "groups": r["setting"]["groups"],
-                 "history": r["history"], "best_epoch": r["best_epoch"]} for r in results]
+    programs = [{"setting": {**{k: v for k, v in r["setting"].items() if k != "groups"}, "map": name},
+                 "groups": r["setting"]["groups"], "history": r["history"], "best_epoch": r["best_epoch"]}
+                for r, name in zip(results, maps)]
     record = {"dataset": data.describe(), "schedule": {"name": schedule, **SCHEDULES[schedule]}, "seed": seed,
               "eps": eps, "n_fit": len(y_fit), "n_validation": len(y_val), "am": {"name": info.name, "sha256": info.sha256},
               "programs": programs, "wall_time_s": round(time.time() - started, 1), "versions": utils.versions()}
@@ -113,7 +116,7 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     lines = ["# Fidelity ablation: what closes the gap to the paper's V2Sa", "",
              f"Command: `{command}` ({len(datasets)} datasets, {seeds} seed(s), {eps} epochs, V2Sa original weights "
-             "frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset 448). "
+             f"frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset {OFFSET}). "
              "Accuracies in percent, mean over seeds.", ""]
     settings = sorted({(r["schedule"], r["seg"], r["dropout"], r["map"]) for r in rows}, key=lambda k: (k[3] != "maximal", k))
     header = [f"{sch} m={m} dr={dr}" + ("" if mp == "maximal" else " map=1") for sch, m, dr, mp in settings]

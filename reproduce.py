@@ -44,7 +44,7 @@ import probes
 import reporting
 import runs
 import utils
-from settings import N_SOURCE
+from settings import DEFAULT_OFFSET, N_SOURCE
 from utils import V2SError
 
 GRIDS = {
@@ -222,12 +222,10 @@ def plan_runs(rows: list[dict], nets: list[str], grid: str | dict, seeds: int | 
     Segment counts too large for a series (e.g. 10 copies of HandOutlines' 2709 samples) are left
     out of the plan and printed.
     """
-    import training
-
     grids = grid if isinstance(grid, dict) else dict.fromkeys(nets, grid)
     counts = seeds if isinstance(seeds, dict) else dict.fromkeys(nets, seeds)
     tfa_seeds = counts.get("tfa", max(counts[net] for net in nets))
-    offset = training.V2SConfig.offset
+    offset = DEFAULT_OFFSET  # every run's (config_for keeps V2SConfig's default offset)
     fold_ids = list(range(folds)) if folds else [None]
     specs = []
     for row in sorted(rows, key=lambda r: (r.get("n_train", 0), r["ucr_name"])):
@@ -360,14 +358,12 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, configs[0].val_split,
                                                                 first.seed, configs[0].fold, configs[0].folds)
     am, am_info = _source_am(first.net)
-    mapping = ts_model.N_SOURCE // data.n_classes
-    groups = ts_model.label_mapping(data.n_classes, mapping, "random", first.seed)
-    settings = [{"seed": c.seed, "dropout": c.dropout, "seg": c.seg, "offset": c.offset, "groups": groups, "l2": c.l2}
-                for c in configs]
+    mapping, groups = ts_model.many_to_one(data.n_classes, None, "random", first.seed)  # the paper's maximal map
+    settings = [c.program_setting(groups) for c in configs]
     fit_started = time.time()
     results = multi_program.train_programs(
         am, (x_fit, y_fit), (x_val, y_val), settings, epochs=first.eps, batch_size=configs[0].batch_size,
-        lr=configs[0].lr, lr_decay=configs[0].lr_decay, l2=configs[0].l2, seed=first.seed,
+        lr=configs[0].lr, lr_decay=configs[0].lr_decay, seed=first.seed,
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
         monitor_on={"test": (data.x_test, data.y_test)})  # per-epoch TEST, for the optimistic protocols only
     fit_seconds = time.time() - fit_started
@@ -406,7 +402,7 @@ _SPEECH_CACHE: dict = {}
 def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict | None]:
     """Per program: the sliced Wasserstein-2 distance (`probes.swd`, 1,000 seeded projections) between the AM's
     logits on a seeded sample of 400 source speech clips and on up to 1,000 TRAIN series tiled as the program's
-    setting + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
+    `ProgramSetting` + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
     None per program when no speech folder is found (`probes.default_speech_dir`)."""
     import ts_model
 
@@ -421,7 +417,7 @@ def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict |
     x = probes.subsample(x_train, probes.N_TARGET_SERIES, seed)
     out = []
     for theta, setting in zip(thetas, settings):
-        tiled = ts_model.tile_segments(x, setting["seg"], setting["offset"])
+        tiled = ts_model.tile_segments(x, setting.seg, setting.offset)
         out.append({"value": probes.swd(am, source, tiled, theta, probes.N_PROJECTIONS, seed), "source_loss": loss,
                     "source_accuracy": accuracy, "n_source": n_source, "n_target": len(x),
                     "source": str(folder), "space": f"AM logits ({N_SOURCE})", "p": 2,

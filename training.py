@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
+import fast_am
+import fitting
 import probes
 import reporting
 import runs
+import speech_models
+import ts_dataloader
+import ts_model
 import utils
+from settings import DEFAULT_DR, N_SOURCE, ProgramSetting, dropout_rate
 from utils import V2SError
+
+_PROGRAM = ProgramSetting()  # the program fields' defaults
+EVAL_BATCH = 256  # series per batch when scoring (validation during fit, and the final scores)
 
 
 @dataclass
@@ -33,20 +43,20 @@ class V2SConfig:
     eps: int = 100
     mod: str = "1"
     net: str = "0"
-    dr: float = 4  # program dropout = dr * 0.1
-    seg: int = 1
-    offset: int = 448  # zero samples before the first copy: the original's placement under its centred STFT
+    dr: float = DEFAULT_DR  # program dropout in tenths (the CLI's unit): the rate is `dropout`
+    seg: int = _PROGRAM.seg
+    offset: int = _PROGRAM.offset  # zero samples before the first copy (settings.DEFAULT_OFFSET)
     per: int = 0
     data_dir: str | None = None
-    seed: int = 0
+    seed: int = _PROGRAM.seed
     batch_size: int = 32
     lr: float = 0.05
     lr_decay: float = 0.48  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
-    l2: float = 0.04
+    l2: float = _PROGRAM.l2
     val_split: float = 0.2
     fold: int | None = None  # with folds >= 2: validate on this fold of a stratified k-fold split instead
     folds: int = 0
-    mask: bool = False
+    mask: bool = _PROGRAM.mask
     map_type: str = "first"
     am_weights: str | None = None
     results_dir: str = str(runs.RESULTS_DIR)
@@ -59,11 +69,16 @@ class V2SConfig:
     verbose: int = 2
     plot: bool = True
     save_weights: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def dropout(self) -> float:
-        return round(float(self.dr) * 0.1, 6)
+        """The dropout rate on theta (`dr` is in tenths)."""
+        return dropout_rate(self.dr)
+
+    def program_setting(self, groups: list[list[int]] | None) -> ProgramSetting:
+        """This run's program: seed, dropout rate, segments, offset, the label map `groups`, mask, l2."""
+        return ProgramSetting(seed=self.seed, dropout=self.dropout, seg=self.seg, offset=self.offset, groups=groups,
+                              mask=self.mask, l2=self.l2)
 
     @property
     def tfa(self) -> bool:
@@ -95,22 +110,18 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     config.check_tfa()
     utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
 
-    import ts_dataloader
-    import ts_model
-
     data = ts_dataloader.load_dataset(config.dataset, config.data_dir)
     mapping, groups = (None, None) if config.tfa else _label_map(config, data.n_classes)
-    x_train_all = ts_model.tile_segments(data.x_train, config.seg, config.offset)
-    x_test = ts_model.tile_segments(data.x_test, config.seg, config.offset)
+    program = config.program_setting(groups)
+    x_train_all = ts_model.tile_segments(data.x_train, program.seg, program.offset)
+    x_test = ts_model.tile_segments(data.x_test, program.seg, program.offset)
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed,
                                                                   config.fold, config.folds)
-    mask = ts_model.program_mask(data.length, config.seg, config.offset) if config.mask else None
+    mask = ts_model.MaskSpec(data.length, program.seg, program.offset) if program.mask else None
 
     if am is None:
-        import speech_models
-
         am, am_info = speech_models.load_am(config.net, config.am_weights)
-    model = _build_model(config, am, data.n_classes, groups, mask)
+    model = _build_model(config, am, data.n_classes, program, mask)
     compile_model(model, config.lr, config.lr_decay)
 
     run_name = config.run_name or runs.single_run_name(config, data.name, mapping)
@@ -129,7 +140,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         callbacks.append(swd_callback)
     fit_started = time.time()
     history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
-                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=256,
+                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=EVAL_BATCH,
                         shuffle=True, callbacks=callbacks, verbose=config.verbose)
     fit_seconds = time.time() - fit_started
     selector.restore(model)
@@ -167,61 +178,48 @@ def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> float:
 
 
 # Training steps per call of Keras' compiled train function: the same steps in the same order (bitwise the
-# same weights, checked), but fit's per-step Python work (~20 ms here) is paid once per call. Measured with
-# the fast path, batch 32: 293 -> 365 samples/s (6 or more steps per call alike). Callbacks here are per epoch.
+# same weights, checked), but fit's per-step Python work is paid once per call (docs/performance.md).
+# Callbacks here are per epoch.
 STEPS_PER_EXECUTION = 16
 
 
 def compile_model(model, lr: float, lr_decay: float, steps_per_execution: int = STEPS_PER_EXECUTION) -> None:
-    """Compile a V2S model as every run trains it: Adam with lr / (1 + lr_decay * step) (the original's legacy
-    `decay`; a constant lr when lr_decay is 0), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
+    """Compile a V2S model as every run trains it: `fitting.make_optimizer` (Adam with lr / (1 + lr_decay *
+    step)), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
     `steps_per_execution=1` is Keras' default (the benchmark's plain reference)."""
-    import keras
-
-    schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
-    model.compile(optimizer=keras.optimizers.Adam(schedule if lr_decay else lr), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=fitting.make_optimizer(lr, lr_decay), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
                   steps_per_execution=steps_per_execution)
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
     """(source labels per target, the K groups of source classes) of a V2S run; mod 0: one source each."""
-    import ts_model
-
     one_to_one = str(config.mod) == "0"
-    mapping = config.mapping or (1 if one_to_one else ts_model.N_SOURCE // n_classes)
-    groups = ts_model.label_mapping(n_classes, mapping, config.map_type, config.seed)  # checks --mapping
+    mapping, groups = ts_model.many_to_one(n_classes, config.mapping or (1 if one_to_one else None), config.map_type,
+                                           config.seed)  # checks --mapping
     return mapping, [[t] for t in range(n_classes)] if one_to_one else groups
 
 
-def _build_model(config: V2SConfig, am, n_classes: int, groups, mask):
+def _build_model(config: V2SConfig, am, n_classes: int, program: ProgramSetting, mask):
     """The uncompiled model `run` trains, waveform (n, 16000) -> (n, K) (mod 0: (n, 36)).
 
     TFa: `ts_model.build_tfa`, the AM trained, no fast path. V2S: `ts_model.build_v2s`, through
     `fast_am.accelerate_v2s` unless `--no-fast` (same maths, variables and saved layout; it returns
     the model unchanged for --mod 2 and non-mel AMs).
     """
-    import ts_model
-
     if config.tfa:
         return ts_model.build_tfa(am, n_classes)
-    model = ts_model.build_v2s(am, n_classes, groups, config.mod, config.dropout, config.l2, mask)
-    if config.fast:
-        import fast_am
-
-        model = fast_am.accelerate_v2s(model)
-    return model
+    model = ts_model.build_v2s(am, n_classes, program.groups, config.mod, program.dropout, program.l2, mask)
+    return fast_am.accelerate_v2s(model) if config.fast else model
 
 
 def _evaluate(model, x, y) -> dict:
     """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone."""
-    loss, accuracy, ce = model.evaluate(x, y, batch_size=256, verbose=0)
+    loss, accuracy, ce = model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy), "ce": float(ce)}
 
 
 def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
-    from ts_model import MODS
-
     am_text = f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)" if getattr(am_info, "sha256", None) else str(am_info)
     print(f"run {run_name}")
     print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
@@ -231,18 +229,18 @@ def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> Non
     else:
         settings = (f"mapping {mapping} ({config.map_type}), seg {config.seg}, "
                     f"dropout {config.dropout}, l2 {config.l2}, mask {'on' if config.mask else 'off'}")
-    print(f"model mod {config.mod} ({MODS[str(config.mod)]}), AM {am_text}, {settings}, "
+    print(f"model mod {config.mod} ({ts_model.MODS[str(config.mod)]}), AM {am_text}, {settings}, "
           f"lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
 
 
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
+# ----------------------------------------------------------------------------------------------
+# Callbacks
 
 
-class EpochSelector(_callback_base()):
-    """Keeps the weights of the best epoch by `monitor` (*loss, *ce: lowest; *accuracy: highest).
+class EpochSelector(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by `monitor`, in direction `mode` ("min"/"max"; default from
+    `fitting.MODES`: `val_ce` lowest, `test_accuracy` highest). The rule is `fitting.is_better`, as for a
+    program stack.
 
     The default monitor is `val_ce`, the validation cross-entropy. Keras' `val_loss` adds the L2
     penalty on theta, the same for every series, which shrinks steadily and would pick the last epoch.
@@ -250,9 +248,10 @@ class EpochSelector(_callback_base()):
     With no monitor (no validation split) the last epoch is kept.
     """
 
-    def __init__(self, monitor: str | None):
+    def __init__(self, monitor: str | None, mode: str | None = None):
         super().__init__()
         self.monitor = monitor
+        self.mode = fitting.monitor_mode(monitor, mode)
         self.best_epoch = None
         self.best_value = None
         self.best_weights = None
@@ -261,7 +260,7 @@ class EpochSelector(_callback_base()):
         if self.monitor is None:
             return
         value = float(logs[self.monitor])
-        if self.best_value is None or (value < self.best_value if self.monitor.endswith(("loss", "ce")) else value > self.best_value):
+        if fitting.is_better(value, self.best_value, self.mode):
             self.best_epoch, self.best_value = epoch, value
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
 
@@ -275,7 +274,7 @@ class EpochSelector(_callback_base()):
                                      self.best_value, epochs)
 
 
-class TestMonitor(_callback_base()):
+class TestMonitor(keras.callbacks.Callback):
     """Adds TEST cross-entropy and accuracy to each epoch's logs (`test_ce`, `test_accuracy`), so they land
     in the history: reported for the optimistic protocols, read by nothing that chooses (except the
     selector of --select-on-test)."""
@@ -289,7 +288,7 @@ class TestMonitor(_callback_base()):
         logs["test_ce"], logs["test_accuracy"] = result["ce"], result["accuracy"]
 
 
-class PeriodicSaver(_callback_base()):
+class PeriodicSaver(keras.callbacks.Callback):
     """Saves the weights every `period` epochs as `<dir>/<run>-<epoch>-<val_acc>.weights.h5` (--per)."""
 
     def __init__(self, period: int, directory: Path, run_name: str):
@@ -303,7 +302,7 @@ class PeriodicSaver(_callback_base()):
             utils.atomic_save(path, self.model.save_weights)
 
 
-class SWDCallback(_callback_base()):
+class SWDCallback(keras.callbacks.Callback):
     """Records, after each epoch, the sliced Wasserstein distance between the AM's logits on source speech
     and on the reprogrammed training series (the paper's Sec. 4 alignment term; Fig. 3, Table 3).
 
@@ -342,4 +341,4 @@ class SWDCallback(_callback_base()):
 
     def describe(self) -> dict:
         return {"source": self.source, "n_source": len(self.source_waves), "n_target": len(self.target_tiled),
-                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": "AM logits (36)"}
+                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": f"AM logits ({N_SOURCE})"}

@@ -247,7 +247,7 @@ def build_tfa(am, n_classes: int):
     No program and no label map. The input is the series placed in the window as V2S places it
     (`tile_segments` with one copy and the run's offset). The added layer `tfa_head`,
     Dense(n_classes, softmax), sits on the AM's 36-way softmax output (the literal "added dense
-    layer" of the paper), so the AM stays whole and its logits remain readable (`cam_v2s.am_logits`).
+    layer" of the paper), so the AM stays whole and its logits remain readable (`probes.am_logits`).
 
     Args:
         am: the source acoustic model, waveform (n, 16000) -> probabilities (n, 36). It is made

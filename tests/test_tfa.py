@@ -11,6 +11,7 @@ import runs
 import training
 import ts_model
 import tsne_v2s
+from settings import DEFAULT_OFFSET
 from utils import V2SError
 
 
@@ -85,11 +86,11 @@ def test_saved_model_loads_back_as_trained_and_tsne_reads_its_fine_tuned_am(toy)
     record = run_tfa(toy, am=am)
     reloaded = keras.saving.load_model(record["weights"], compile=False)
     data = ts_dataloader.load_dataset("Toy", str(toy / "data"))
-    probs = reloaded.predict(ts_model.tile_segments(data.x_test, 1, 448), verbose=0)
+    probs = reloaded.predict(ts_model.tile_segments(data.x_test, 1, DEFAULT_OFFSET), verbose=0)
     ce = -np.mean(np.log(probs[np.arange(len(data.y_test)), data.y_test]))
     assert ce == pytest.approx(record["metrics"]["test"]["ce"], rel=1e-5)
     assert np.mean(probs.argmax(axis=1) == data.y_test) == pytest.approx(record["metrics"]["test"]["accuracy"])
-    waves = ts_model.tile_segments(data.x_train, 1, 448)
+    waves = ts_model.tile_segments(data.x_train, 1, DEFAULT_OFFSET)
     np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), probes.am_logits(am, waves),
                                rtol=1e-5, atol=1e-5)
 
