@@ -2,10 +2,12 @@
 running the CLIs. Test modules import them from here (never from conftest or from each other); the fixtures
 stay in conftest.py."""
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -151,3 +153,33 @@ def assert_one_line_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+class _Captured(Exception):
+    pass
+
+
+def parser_of(parse_args) -> argparse.ArgumentParser:
+    """The `ArgumentParser` a script's `parse_args` builds, captured when it starts parsing (nothing is parsed)."""
+    captured = {}
+
+    def capture(self, args=None, namespace=None):
+        captured["parser"] = self
+        raise _Captured
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", capture):
+        try:
+            parse_args([])
+        except _Captured:
+            pass
+    return captured["parser"]
+
+
+def assert_every_flag_is_explained(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Every option of `parser` has a non-empty help string and appears in its `--help` output."""
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and action.help.strip(), f"{action.option_strings or action.dest} has no help"
+        for flag in action.option_strings:
+            assert flag in help_text, flag

@@ -145,10 +145,16 @@ class TestBuildV2S:
         model = ts_model.build_v2s(make_tiny_am(), 2, None, mod="0")
         assert model.output_shape == (None, 36)
 
-    def test_mod1_outputs_one_probability_per_target_class(self):
-        model = ts_model.build_v2s(make_tiny_am(), 3, [[0], [1], [2]], mod="1")
-        out = keras.ops.convert_to_numpy(model(np.zeros((2, 16000), np.float32)))
-        assert out.shape == (2, 3) and np.all(out > 0)
+    def test_mod1_outputs_the_am_on_x_plus_theta_through_the_label_map(self):
+        am = make_tiny_am()
+        groups = [[0, 5], [1, 7], [2, 30]]
+        model = ts_model.build_v2s(am, 3, groups, mod="1")
+        x = np.random.default_rng(2).normal(size=(2, 16000)).astype(np.float32)
+        theta = keras.ops.convert_to_numpy(model.get_layer("art").theta)[:, 0]
+        out = keras.ops.convert_to_numpy(model(x))
+        expected = keras.ops.convert_to_numpy(am(x + theta)) @ ts_model.mapping_matrix(groups)
+        assert out.shape == (2, 3)
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
 
     def test_predictions_are_deterministic_at_inference(self):
         model = ts_model.build_v2s(make_tiny_am(), 2, [[0, 1], [2, 3]], mod="1", dropout=0.4)

@@ -53,10 +53,14 @@ def test_record_says_tfa_and_carries_validation_and_test_metrics(toy):
     assert saved["label_mapping"]["type"].startswith("none (TFa") and saved["label_mapping"]["groups"] is None
     assert saved["selection"]["criterion"] == "lowest validation loss (cross-entropy)"
     assert saved["selection"]["epoch"] == int(np.argmin(saved["history"]["val_ce"])) + 1
-    for split in ("train", "validation", "test"):
-        assert 0.0 <= saved["metrics"][split]["accuracy"] <= 1.0
+    chosen = saved["selection"]["epoch"] - 1
+    assert saved["metrics"]["validation"]["ce"] == pytest.approx(saved["history"]["val_ce"][chosen], rel=1e-5)
+    for split, n in (("train", saved["n_fit"]), ("validation", saved["n_validation"]), ("test", 20)):
+        correct = saved["metrics"][split]["accuracy"] * n  # a whole number of the split's series
+        assert correct == pytest.approx(round(correct), abs=1e-4), split
         assert saved["metrics"][split]["loss"] == pytest.approx(saved["metrics"][split]["ce"], rel=1e-5)  # no L2
-    assert saved["trainable_params"] == sum(int(np.prod(w.shape)) for w in make_tiny_am().trainable_weights) + 36 * 2 + 2
+    head = ts_model.build_tfa(make_tiny_am(), n_classes=2).get_layer("tfa_head").count_params()
+    assert saved["trainable_params"] == sum(int(np.prod(w.shape)) for w in make_tiny_am().trainable_weights) + head
     assert saved["weights"].endswith("Toy_net0_modtfa_eps2_seed5.keras")
 
 

@@ -7,7 +7,6 @@ import pytest
 from helpers import TINY_AM_INFO, config, make_tiny_am, theta_of, write_toy
 
 import training
-from utils import V2SError
 
 
 def run(cfg):
@@ -59,9 +58,14 @@ def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restore
 
 
 def test_reported_loss_is_cross_entropy_plus_the_l2_penalty_on_theta(toy):
-    record = run(config(toy, eps=1))
-    theta = record["metrics"]["train"]
-    assert theta["loss"] > theta["ce"]
+    """loss = ce + l2 * sum(theta**2) at the saved (chosen) program, on every split; with l2 = 0, loss = ce."""
+    record = run(config(toy, eps=2, l2=0.04))
+    theta = theta_of(record["weights"]).astype(np.float64)
+    penalty = 0.04 * np.sum(theta ** 2)
+    assert penalty > 1.0  # large enough that a missing or doubled term would show
+    for split in ("train", "validation", "test"):
+        scores = record["metrics"][split]
+        assert scores["loss"] == pytest.approx(scores["ce"] + penalty, rel=1e-5), split
     no_penalty = run(config(toy, eps=1, l2=0.0))["metrics"]["train"]
     assert no_penalty["loss"] == pytest.approx(no_penalty["ce"], rel=1e-5)
 
@@ -108,7 +112,35 @@ def test_random_map_is_recorded(toy):
     assert len(set(flat)) == 6 and record["label_mapping"]["type"] == "random"
 
 
-def test_a_failed_run_writes_nothing(toy):
-    with pytest.raises(V2SError):
-        run(config(toy, seg=200))
-    assert not (toy / "results").exists() or not list((toy / "results").iterdir())
+def _files(folder):
+    """Every file under `folder`, hidden temporaries included."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_run_that_fails_during_fit_writes_nothing(toy, monkeypatch):
+    """Nothing is written before training ends: a crash in epoch 2 leaves no record, weights or figure."""
+    def crash_in_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("crash in epoch 2")
+
+    monkeypatch.setattr(training.TestMonitor, "on_epoch_end", crash_in_epoch_2)
+    with pytest.raises(RuntimeError, match="crash in epoch 2"):
+        run(config(toy, plot=True))
+    assert _files(toy / "results") == [] and _files(toy / "weight") == []
+
+
+def test_a_file_that_fails_half_written_leaves_no_partial_file_and_no_record(toy, monkeypatch):
+    """The curves PNG fails after some bytes are written: the temporary file is removed, no PNG appears,
+    and the record (written last) is not written."""
+    import matplotlib.figure
+
+    def half_written(self, path, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        run(config(toy, plot=True))
+    assert _files(toy / "results") == []
+    assert [p.name for p in _files(toy / "weight")] == ["Toy_net0_mod1_map3first_seg1_dr4_eps3_seed5.weights.h5"]
