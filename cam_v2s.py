@@ -11,30 +11,28 @@ scale); (c) the standardised log-mel spectrogram the AM sees (`mel_stft`); (d), 
 class (the V2S output, i.e. through the label map) or, with --audio, the AM's top source class.
 The last line printed is `figure=<path>`.
 
-This module also holds the probes the other interpretation tools share (tsne_v2s.py, swd_table.py
-and training.SWDCallback): the AM inside a V2S model, its inner layers, its exact pre-softmax logits,
-the reprogrammed waveform, a seeded sample of source speech, Grad-CAM, and loading a saved run with
-its settings checked against the user's flags.
+The probes it is built on (the AM inside a V2S model, its layers, the reprogrammed waveform) are in
+probes.py; saved runs are rebuilt by runs.load_run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import probes
+import reporting
+import runs
 import utils
 import validation
-from utils import PROJECT_DIR, SAMPLE_RATE, WAVE_LEN, V2SError
+from settings import HOP, N_FFT, N_SOURCE
+from utils import SAMPLE_RATE, WAVE_LEN, V2SError
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "guided": "guided Grad-CAM"}
-HOP = 128  # samples between the AM's STFT frames (8 ms at 16 kHz), as speech_models.HOP
-N_FFT = 1024  # samples per STFT frame, as speech_models.N_FFT
 
 
 def frame_times(frames: int) -> np.ndarray:
@@ -45,141 +43,10 @@ def frame_times(frames: int) -> np.ndarray:
 def frame_extent(frames: int, bins: int) -> list[float]:
     """imshow extent placing frame k at its centre time, bins 0..bins on the vertical axis."""
     return [(N_FFT / 2 - HOP / 2) / SAMPLE_RATE, ((frames - 1) * HOP + N_FFT / 2 + HOP / 2) / SAMPLE_RATE, 0, bins]
-DEFAULT_SPEECH_DIR = PROJECT_DIR.parent / "shared" / "speech" / "gsc"
 
 
 # ----------------------------------------------------------------------------------------------
-# Probes shared by the interpretation tools
-
-
-def find_am(model):
-    """The source AM inside a V2S model (its nested Keras Model), or `model` itself if it is a bare AM.
-
-    A bare AM is recognised by a layer named `output` (the 36-way softmax).
-    """
-    import keras
-
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if nested:
-        return nested[0]
-    if any(layer.name == "output" for layer in model.layers):
-        return model
-    raise V2SError(f"model {model.name!r} holds no acoustic model (no nested model, no layer named 'output')")
-
-
-def conv_layers(am) -> list[str]:
-    """Names of the AM's layers with a 4-D (batch, frames, mel bins, channels) output after the front end."""
-    names, seen_front_end = [], False
-    for layer in am.layers:
-        if layer.name == "mel_stft":
-            seen_front_end = True
-            continue
-        if seen_front_end and len(layer.output.shape) == 4:
-            names.append(layer.name)
-    return names
-
-
-def probe(am, names: list[str]):
-    """A functional model on `am`: waveform (n, 16000) -> [outputs of the named layers..., softmax (n, 36)].
-
-    Raises:
-        V2SError: a layer name that the AM does not have (the message lists the conv layers).
-    """
-    import keras
-
-    outputs = []
-    for name in names:
-        try:
-            outputs.append(am.get_layer(name).output)
-        except ValueError:
-            raise V2SError(f"the AM {am.name!r} has no layer {name!r}; its conv layers are: "
-                           + ", ".join(conv_layers(am))) from None
-    return keras.Model(am.input, outputs + [am.output], name=f"{am.name}_probe")
-
-
-def _logit_head(am):
-    """(model giving the input of the final layer, kernel, bias), or (model giving logits, None, None)."""
-    import keras
-
-    try:
-        last = am.get_layer("output")
-    except ValueError:
-        last = am.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if activation == "softmax" and hasattr(last, "kernel"):
-        features = keras.Model(am.input, last.input, name=f"{am.name}_penultimate")
-        bias = last.bias.numpy() if getattr(last, "use_bias", False) else 0.0
-        return features, last.kernel.numpy(), bias
-    if activation == "linear":
-        return keras.Model(am.input, last.output), None, None
-    raise V2SError(f"cannot find the logits of {am.name!r}: its final layer {last.name!r} is not a Dense softmax")
-
-
-def am_logits(am, waveforms: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The AM's pre-softmax scores (logits) over the 36 source classes.
-
-    Exact: the final layer `output` is Dense(36, softmax), so logits = penultimate @ kernel + bias
-    (softmax(logits) equals the AM's output).
-
-    Args:
-        waveforms: (n, 16000) float32 samples at 16 kHz (already reprogrammed if wanted).
-    Returns:
-        float32 (n, 36) logits.
-    """
-    features, kernel, bias = _logit_head(am)
-    waveforms = np.asarray(waveforms, np.float32)
-    out = []
-    for start in range(0, len(waveforms), batch_size):
-        h = np.asarray(features(waveforms[start:start + batch_size], training=False))
-        out.append(h if kernel is None else h @ kernel + bias)
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 36), np.float32)
-
-
-def program_of(model) -> np.ndarray:
-    """The trained additive program of a V2S model (layer `art`, mask applied), (16000,) samples."""
-    try:
-        art = model.get_layer("art")
-    except ValueError:
-        raise V2SError(f"model {model.name!r} has no program layer 'art': not a V2S model") from None
-    return np.asarray(art.program(training=False), np.float32)
-
-
-def reprogram(model, tiled: np.ndarray) -> np.ndarray:
-    """Tiled series (n, 16000) -> the waveform the AM sees, series + program, (n, 16000) at 16 kHz."""
-    return np.asarray(tiled, np.float32) + program_of(model)[None, :]
-
-
-def default_speech_dir() -> Path | None:
-    """$V2S_SPEECH_DIR, else ../shared/speech/gsc if present, else None."""
-    env = os.environ.get("V2S_SPEECH_DIR")
-    if env:
-        return Path(env)
-    return DEFAULT_SPEECH_DIR if DEFAULT_SPEECH_DIR.is_dir() else None
-
-
-def speech_sample(folder=None, n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random sample of clips from a Speech-Commands-layout folder (`<word>/*.wav`).
-
-    Args:
-        folder: default `default_speech_dir()`.
-        n: clips to draw (all if the folder holds fewer; 0 = all).
-    Returns:
-        waveforms float32 (n, 16000) at 16 kHz and their source class indices (n,).
-    Raises:
-        V2SError: no folder given and none found, or the folder holds no clip.
-    """
-    import speech_models
-
-    folder = folder or default_speech_dir()
-    if folder is None:
-        raise V2SError("no source speech folder: pass --speech-dir (a Speech-Commands-layout folder, <word>/*.wav) "
-                       "or set V2S_SPEECH_DIR")
-    clips, _ = speech_models.scan_folder(folder)
-    order = np.random.default_rng(seed).permutation(len(clips))
-    if n and n < len(clips):
-        order = np.sort(order[:n])
-    waves = np.stack([speech_models.read_clip(clips[i][0]) for i in order])
-    return waves, np.array([clips[i][1] for i in order])
+# Grad-CAM
 
 
 @dataclass
@@ -232,12 +99,12 @@ def grad_cams(am, waveforms: np.ndarray, layers: list[str], class_matrix: np.nda
 
     if method not in METHOD_NAMES:
         raise V2SError(f"unknown Grad-CAM method {method!r}: use " + " or ".join(METHOD_NAMES))
-    model = probe(am, list(layers) + list(extra))
+    model = probes.probe(am, list(layers) + list(extra))
     for name, output in zip(layers, model.outputs):
         if len(output.shape) != 4:
             raise V2SError(f"layer {name!r} outputs shape {tuple(output.shape)}, not (batch, frames, mel bins, "
-                           "channels): choose one of " + ", ".join(conv_layers(am)))
-    matrix = tf.constant(np.eye(36, dtype=np.float32) if class_matrix is None else np.asarray(class_matrix, np.float32))
+                           "channels): choose one of " + ", ".join(probes.conv_layers(am)))
+    matrix = tf.constant(np.eye(N_SOURCE, dtype=np.float32) if class_matrix is None else np.asarray(class_matrix, np.float32))
     x = tf.convert_to_tensor(np.asarray(waveforms, np.float32))
     with tf.GradientTape() as tape:
         outputs = model(x, training=False)
@@ -256,88 +123,6 @@ def grad_cams(am, waveforms: np.ndarray, layers: list[str], class_matrix: np.nda
         normalised = heat / np.where(peak > 0, peak, 1.0)[:, None, None]
         result.append(GradCAM(name, heat, normalised, chosen.numpy(), scores.numpy()))
     return result + [np.asarray(v) for v in outputs[len(layers):]]
-
-
-# ----------------------------------------------------------------------------------------------
-# Saved runs
-
-
-def check_run(record: dict, dataset=None, mapping=None, net=None) -> None:
-    """Raise V2SError if a flag the user gave disagrees with the saved run's record.
-
-    Args:
-        dataset: index or name; mapping: source labels per target; net: 0/v2sa, 3/v2su, ...
-    """
-    import speech_models
-    import ts_dataloader
-
-    run, cfg = record.get("run", "?"), record["config"]
-    problems = []
-    if dataset is not None:
-        wanted, saved = ts_dataloader.resolve_name(dataset), record["dataset"]["name"]
-        if wanted.lower() != saved.lower():
-            problems.append(f"--dataset {dataset} ({wanted}) but the run was trained on {saved}")
-    if mapping is not None:
-        saved = record["label_mapping"]["per_class"]
-        if int(mapping) != int(saved):
-            problems.append(f"--mapping {mapping} but the run was trained with mapping {saved}")
-    if net is not None:
-        wanted, saved = speech_models.resolve_net(net), speech_models.resolve_net(cfg["net"])
-        if wanted != saved:
-            problems.append(f"--net {net} ({wanted}) but the run reprograms {saved}")
-    if problems:
-        raise V2SError(f"weights of run {run} do not match: " + "; ".join(problems)
-                       + " (drop the flag or choose matching weights)")
-
-
-def load_checked_run(weight: str, dataset=None, mapping=None, net=None, data_dir=None,
-                     weight_dir=None, results_dir=None):
-    """`training.load_run` with the user's flags checked first (`check_run`) and --data-dir honoured.
-
-    Returns:
-        (V2S model with its trained weights, run record, dataset).
-    """
-    import speech_models
-    import training
-    import ts_dataloader
-    import ts_model
-
-    weights, record_path = training.find_run(weight, weight_dir, results_dir)
-    try:
-        record = json.loads(Path(record_path).read_text())
-        record["config"], record["label_mapping"]["groups"]  # noqa: B018  (the keys load_run needs)
-    except (OSError, ValueError, KeyError) as err:
-        raise V2SError(f"{record_path}: not a v2s run record ({type(err).__name__}: {err})") from None
-    check_run(record, dataset, mapping, net)
-    if data_dir is None:
-        model, record, data = training.load_run(str(weights), weight_dir, str(Path(record_path).parent))
-    else:  # as training.load_run, with the data read from --data-dir
-        cfg = record["config"]
-        data = ts_dataloader.load_dataset(cfg["dataset"], data_dir)
-        mask = ts_model.program_mask(data.length, cfg["seg"], cfg.get("offset", 0)) if cfg["mask"] else None
-        am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
-        model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
-                                   cfg["dropout"], cfg["l2"], mask)
-        speech_models.load_weights(model, weights)
-    if data.name.lower() != record["dataset"]["name"].lower() or data.length != record["dataset"]["length"]:
-        raise V2SError(f"dataset read from {data.source} ({data.name}, length {data.length}) is not the run's "
-                       f"({record['dataset']['name']}, length {record['dataset']['length']})")
-    return model, record, data
-
-
-def tile_for_run(record: dict, x: np.ndarray) -> np.ndarray:
-    """Series (n, L) -> (n, 16000) waveforms tiled as the run was trained (its seg and offset), zero elsewhere."""
-    import ts_model
-
-    cfg = record["config"]
-    return ts_model.tile_segments(x, cfg["seg"], cfg.get("offset", 0))
-
-
-def class_matrix(record: dict) -> np.ndarray:
-    """(36, K) label map of a run: target probability = source probabilities @ matrix."""
-    import ts_model
-
-    return ts_model.mapping_matrix(record["label_mapping"]["groups"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -368,11 +153,7 @@ def analyse(am, waveform: np.ndarray, layers: list[str], matrix=None, method: st
 
 def plot_cam(inputs: CamInputs, path) -> None:
     """Write the five-panel figure (a)-(e) to `path` (PNG, atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = reporting.pyplot()
     t = np.arange(WAVE_LEN) / SAMPLE_RATE
     frames, bins = inputs.mel.shape
     extent = frame_extent(frames, bins)
@@ -402,9 +183,7 @@ def plot_cam(inputs: CamInputs, path) -> None:
         note = "" if cam.heatmap.max() > 0 else "  [all zero: negative class gradient; try --method guided]"
         ax.set(xlim=(0, 1), xlabel="time (s)", ylabel="mel bin", title=f"({letter}) {inputs.method} of {cam.layer}{note}")
     fig.suptitle(inputs.title + "\n" + "\n".join(textwrap.wrap(inputs.class_text, 110)), fontsize=8)
-    fig.tight_layout()
-    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=72, format="png"))
-    plt.close(fig)
+    reporting.save_figure(fig, path, dpi=72)
 
 
 def cam_layers(layer: str) -> list[str]:
@@ -413,16 +192,16 @@ def cam_layers(layer: str) -> list[str]:
 
 
 def run_for_series(args) -> Path:
-    model, record, data = load_checked_run(args.weight, args.dataset, args.mapping, args.net, args.data_dir,
-                                           args.weight_dir, args.results_dir)
+    model, record, data = runs.load_run(args.weight, args.weight_dir, args.results_dir, args.data_dir,
+                                        dataset=args.dataset, mapping=args.mapping, net=args.net)
     n_test = len(data.y_test)
     if not -n_test <= args.index < n_test:
         raise V2SError(f"--index {args.index} out of range: {data.name} has {n_test} test series (0..{n_test - 1})")
     seg = record["config"]["seg"]
-    series = tile_for_run(record, data.x_test[[args.index]])[0]
-    waveform = reprogram(model, series[None])[0]
-    matrix = class_matrix(record)
-    am = find_am(model)
+    series = runs.tile_for_run(record, data.x_test[[args.index]])[0]
+    waveform = probes.reprogram(model, series[None])[0]
+    matrix = runs.class_matrix(record)
+    am = probes.find_am(model)
     mel, attention, cams, scores = analyse(am, waveform, cam_layers(args.layer), matrix, args.method)
     predicted, true = int(np.argmax(scores)), int(data.y_test[args.index])
     labels = data.label_values
@@ -430,7 +209,7 @@ def run_for_series(args) -> Path:
                   f"(label {labels[predicted]}, p={scores[predicted]:.3f}); Grad-CAM of the predicted target class "
                   f"through the label map (sources {record['label_mapping']['groups_named'][predicted][:4]}...)")
     title = f"{record['run']}  (seg {seg}, AM {record['config']['net']})"
-    out = Path(args.out) if args.out else Path(args.results_dir or PROJECT_DIR / "results") / f"{record['run']}_cam.png"
+    out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_cam.png"
     plot_cam(CamInputs(title, series, waveform, mel, attention, cams, class_text, METHOD_NAMES[args.method]), out)
     print(class_text)
     return out
@@ -449,7 +228,7 @@ def run_for_audio(args) -> Path:
     word = path.parent.name if path.parent.name in speech_models.SOURCE_CLASSES else "?"
     class_text = (f"clip {path.name} (folder word '{word}'): AM predicts '{speech_models.SOURCE_CLASSES[top]}' "
                   f"(p={scores[top]:.3f}); Grad-CAM of that source class")
-    out = Path(args.out) if args.out else (Path(args.results_dir or PROJECT_DIR / "results")
+    out = Path(args.out) if args.out else (Path(args.results_dir or runs.RESULTS_DIR)
                                            / f"{info.name}_{word}_{path.stem}_cam.png")
     plot_cam(CamInputs(f"bare AM {info.name} on a speech clip", None, clip, mel, attention, cams, class_text,
                        METHOD_NAMES[args.method]), out)

@@ -35,27 +35,31 @@ from pathlib import Path
 
 import numpy as np
 
+import reporting
+import runs
 import utils
 import validation
+from settings import DEFAULT_OFFSET, ProgramSetting
 from utils import V2SError
 
 SCHEDULES = {"original": {"lr": 0.05, "lr_decay": 0.48}, "const": {"lr": 0.01, "lr_decay": 0.0}}
-SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)
-OFFSET = 448
+SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)  # dropout as a rate
+OFFSET = DEFAULT_OFFSET
 
 
-def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[dict]:
-    """The programs of one (dataset, seed, schedule) stack: segments x dropout with the maximal map, and
-    (original schedule only) one source per class at the largest m and dropout 0.4."""
+def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[tuple[ProgramSetting, str]]:
+    """The programs of one (dataset, seed, schedule) stack, each with the name of its label map: segments x
+    dropout with the maximal map ("maximal"), and (original schedule only) one source per class ("one") at
+    the largest m and dropout 0.4."""
     import ts_model
 
     fits = [m for m in SEGMENTS if m <= (utils.WAVE_LEN - OFFSET) // length]
-    maximal = ts_model.label_mapping(n_classes, ts_model.N_SOURCE // n_classes, "random", seed)
-    out = [{"seed": seed, "seg": m, "dropout": dr, "offset": OFFSET, "groups": maximal, "map": "maximal"}
+    maximal = ts_model.many_to_one(n_classes, None, "random", seed)[1]
+    out = [(ProgramSetting(seed=seed, seg=m, dropout=dr, offset=OFFSET, groups=maximal), "maximal")
            for m in fits for dr in DROPOUTS]
     if schedule == "original":
-        out.append({"seed": seed, "seg": fits[-1], "dropout": 0.4, "offset": OFFSET,
-                    "groups": ts_model.label_mapping(n_classes, 1, "random", seed), "map": "one"})
+        out.append((ProgramSetting(seed=seed, seg=fits[-1], dropout=0.4, offset=OFFSET,
+                                   groups=ts_model.many_to_one(n_classes, 1, "random", seed)[1]), "one"))
     return out
 
 
@@ -65,7 +69,7 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     import speech_models
     import ts_dataloader
 
-    path = out / "runs" / f"{dataset}_{schedule}_seed{seed}_eps{eps}.json"
+    path = out / "runs" / f"{runs.fidelity_stack_name(dataset, schedule, seed, eps)}.json"
     if path.exists():
         return path
     started = time.time()
@@ -74,11 +78,12 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, 0.2, seed)
     am, info = speech_models.load_am("v2sa")
     am.trainable = False
-    settings = settings_for(schedule, data.n_classes, data.length, seed)
-    results = multi_program.train_programs(am, (x_fit, y_fit), (x_val, y_val), settings, epochs=eps, seed=seed,
+    settings, maps = zip(*settings_for(schedule, data.n_classes, data.length, seed))
+    results = multi_program.train_programs(am, (x_fit, y_fit), (x_val, y_val), list(settings), epochs=eps, seed=seed,
                                            **SCHEDULES[schedule], monitor_on={"test": (data.x_test, data.y_test)})
-    programs = [{"setting": {k: v for k, v in r["setting"].items() if k != "groups"}, "groups": r["setting"]["groups"],
-                 "history": r["history"], "best_epoch": r["best_epoch"]} for r in results]
+    programs = [{"setting": {**{k: v for k, v in r["setting"].items() if k != "groups"}, "map": name},
+                 "groups": r["setting"]["groups"], "history": r["history"], "best_epoch": r["best_epoch"]}
+                for r, name in zip(results, maps)]
     record = {"dataset": data.describe(), "schedule": {"name": schedule, **SCHEDULES[schedule]}, "seed": seed,
               "eps": eps, "n_fit": len(y_fit), "n_validation": len(y_val), "am": {"name": info.name, "sha256": info.sha256},
               "programs": programs, "wall_time_s": round(time.time() - started, 1), "versions": utils.versions()}
@@ -112,26 +117,26 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     lines = ["# Fidelity ablation: what closes the gap to the paper's V2Sa", "",
              f"Command: `{command}` ({len(datasets)} datasets, {seeds} seed(s), {eps} epochs, V2Sa original weights "
-             "frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset 448). "
+             f"frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset {OFFSET}). "
              "Accuracies in percent, mean over seeds.", ""]
     settings = sorted({(r["schedule"], r["seg"], r["dropout"], r["map"]) for r in rows}, key=lambda k: (k[3] != "maximal", k))
     header = [f"{sch} m={m} dr={dr}" + ("" if mp == "maximal" else " map=1") for sch, m, dr, mp in settings]
-    lines += ["## Test accuracy per setting (epoch chosen on validation; in brackets: best epoch on TEST)", "",
-              "| dataset | paper V2Sa | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(settings)]
+    lines += ["## Test accuracy per setting (epoch chosen on validation; in brackets: best epoch on TEST)", ""]
+    table = []
     for d in datasets:
         cells = []
         for key in settings:
             got = [r for r in rows if r["dataset"] == d and (r["schedule"], r["seg"], r["dropout"], r["map"]) == key]
             cells.append(f"{100 * np.mean([r['test_at_val_epoch'] for r in got]):.1f} "
                          f"({100 * np.mean([r['test_best_epoch'] for r in got]):.1f})" if got else "–")
-        lines.append(f"| {d} | {paper.get(d, float('nan')):.2f} | " + " | ".join(cells) + " |")
+        table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
+    lines += reporting.markdown_table(["dataset", "paper V2Sa", *header], table)
     lines += ["", "## Protocols (all settings above are the candidates)", ""]
     names = ["honest", "setting on test", "original (epoch and setting on test)"]
     subsets = {"all settings": lambda r: True, "original schedule only": lambda r: r["schedule"] == "original",
                "original schedule, maximal map, m=1 only": lambda r: r["schedule"] == "original" and r["seg"] == 1
                and r["map"] == "maximal"}
-    lines += ["| dataset | paper V2Sa | " + " | ".join(f"{n} [{s}]" for s in subsets for n in names) + " |",
-              "|---|---|" + "---|" * (len(names) * len(subsets))]
+    table = []
     per_protocol = {(s, n): [] for s in subsets for n in names}
     for d in datasets:
         cells = []
@@ -142,9 +147,10 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
                 value = 100 * float(np.mean([p[n] for p in by_seed]))
                 per_protocol[(sname, n)].append(value - paper.get(d, np.nan))
                 cells.append(f"{value:.1f}")
-        lines.append(f"| {d} | {paper.get(d, float('nan')):.2f} | " + " | ".join(cells) + " |")
-    lines.append("| **mean gap to paper (points)** | | " + " | ".join(
-        f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names) + " |")
+        table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
+    table.append(["**mean gap to paper (points)**", "",
+                  *(f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names)])
+    lines += reporting.markdown_table(["dataset", "paper V2Sa", *(f"{n} [{s}]" for s in subsets for n in names)], table)
     lines += ["", "## What each knob does (mean test accuracy over datasets and the other knobs, epoch on validation)", ""]
     for knob, label in (("schedule", "learning-rate schedule"), ("seg", "segments m"), ("dropout", "dropout"), ("map", "label map")):
         pool = [r for r in rows if r["map"] == "maximal"]

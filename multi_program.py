@@ -12,8 +12,8 @@ program per step.
 
 Per program, as `training.run` does for one: loss = cross-entropy (Keras' sparse categorical
 cross-entropy on the many-to-one target probabilities) + l2 * sum(theta**2); dropout on theta while
-training only; the epoch is chosen on the VALIDATION cross-entropy without the L2 term (the lowest;
-`training.EpochSelector`), or the last epoch without validation data.
+training only; the epoch is chosen on the VALIDATION cross-entropy without the L2 term (the lowest, by
+the single run's rule `fitting.is_better`), or the last epoch without validation data.
 
     results = train_programs(am, (x_fit, y_fit), (x_val, y_val), settings, epochs=100)
 """
@@ -22,39 +22,41 @@ from __future__ import annotations
 
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-import utils  # noqa: F401  (TensorFlow set-up happens in the caller: utils.setup_tensorflow())
+import fast_am
+import fitting
+import ts_model
+from settings import ProgramSetting
 from utils import WAVE_LEN
 
 
+def as_setting(setting: ProgramSetting | dict) -> ProgramSetting:
+    """A `ProgramSetting`, or one from a dict of its field names (`ProgramSetting.from_dict`)."""
+    return setting if isinstance(setting, ProgramSetting) else ProgramSetting.from_dict(setting)
+
+
+def resolve(setting: ProgramSetting | dict, n_classes: int) -> ProgramSetting:
+    """The setting with its label map filled in: `groups` None becomes the maximal many-to-one map
+    ("first" kind, `ts_model.many_to_one`) of `n_classes` targets."""
+    setting = as_setting(setting)
+    if setting.groups is not None:
+        return setting
+    return setting.replace(groups=ts_model.many_to_one(n_classes, None, "first", setting.seed)[1])
+
+
 def _setting_defaults(setting: dict, n_classes: int, l2: float) -> dict:
-    """A full setting: seed, dropout (rate), seg, offset, groups (label map), mask, l2."""
-    import ts_model
-
-    s = dict(setting)
-    s.setdefault("seed", 0)
-    s.setdefault("dropout", 0.4)
-    s.setdefault("seg", 1)
-    s.setdefault("offset", 0)
-    s.setdefault("mask", False)
-    s.setdefault("l2", l2)
-    if "groups" not in s:
-        mapping = s.get("mapping") or ts_model.N_SOURCE // n_classes
-        s["groups"] = ts_model.label_mapping(n_classes, mapping, s.get("map_type", "first"), s["seed"])
-    return s
-
-
-def _tile(x, seg, offset):
-    import ts_model
-
-    return ts_model.tile_segments(x, seg, offset) if offset else ts_model.tile_segments(x, seg)
-
-
-def _mask(length, seg, offset):
-    import ts_model
-
-    return ts_model.program_mask(length, seg, offset) if offset else ts_model.program_mask(length, seg)
+    """Deprecated: the dict form that came before `ProgramSetting`, with its own defaults (offset 0, `l2`
+    given, `mapping`/`map_type` for the label map). Kept only because tests/test_fast_path.py still calls
+    it; new code builds a `ProgramSetting` (offset default `settings.DEFAULT_OFFSET`)."""
+    values = {"offset": 0, "l2": l2, **setting}
+    mapping, map_type = values.pop("mapping", None), values.pop("map_type", "first")
+    program = ProgramSetting.from_dict(values)
+    if program.groups is None:
+        program = program.replace(groups=ts_model.many_to_one(n_classes, mapping, map_type, program.seed)[1])
+    return program.as_dict()
 
 
 class ProgramStack:
@@ -63,20 +65,17 @@ class ProgramStack:
     Args:
         am: a V2Sa/V2Su AM (weights loaded; it is not modified).
         n_classes: K target classes (the same for every program).
-        settings: full settings (see `train_programs`); `length` is the series length for masks.
+        settings: one `ProgramSetting` (or dict of its fields) per program, each with its label map
+            (`resolve`); `length` is the series length for masks.
     """
 
-    def __init__(self, am, n_classes: int, settings: list[dict], length: int, lr: float = 0.05,
+    def __init__(self, am, n_classes: int, settings: list[ProgramSetting | dict], length: int, lr: float = 0.05,
                  lr_decay: float = 0.48, options: dict | None = None):
-        import keras
-        import tensorflow as tf
-
-        import fast_am
-        import ts_model
-
         if not fast_am.is_supported(am):
             raise ValueError("multi_program needs a mel AM (V2Sa/V2Su)")
-        self.tf, self.keras = tf, keras
+        settings = [as_setting(s) for s in settings]
+        if any(s.groups is None for s in settings):
+            raise ValueError("every program of a stack needs its label map: resolve(setting, n_classes) first")
         self.settings = settings
         self.P, self.K = len(settings), n_classes
         options = dict(options or {})
@@ -84,23 +83,22 @@ class ProgramStack:
         # TF kernels) beats the fused XLA recurrence, which wins at 32
         options.setdefault("lstm", "keras" if self.P >= 4 else "fused")
         self.body = fast_am.FastBody(am, **options)
-        init = [keras.initializers.GlorotUniform(seed=s["seed"])((WAVE_LEN, 1)) for s in settings]
+        init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
         self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
-        self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s["groups"]) for s in settings]))  # (P, 36, K)
-        masks = [_mask(length, s["seg"], s["offset"]) if s["mask"] else np.ones(WAVE_LEN, np.float32) for s in settings]
+        self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s.groups) for s in settings]))  # (P, 36, K)
+        masks = [ts_model.program_mask(length, s.seg, s.offset) if s.mask else np.ones(WAVE_LEN, np.float32)
+                 for s in settings]
         self.masks = tf.constant(np.stack(masks))
-        self.rates = tf.constant([float(s["dropout"]) for s in settings], tf.float32)
-        self.l2 = tf.constant([float(s["l2"]) for s in settings], tf.float32)
-        self.rng = tf.random.Generator.from_seed(int(settings[0]["seed"]) * 7919 + self.P)
-        schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
-        self.optimizer = keras.optimizers.Adam(schedule if lr_decay else lr)
+        self.rates = tf.constant([float(s.dropout) for s in settings], tf.float32)
+        self.l2 = tf.constant([float(s.l2) for s in settings], tf.float32)
+        self.rng = tf.random.Generator.from_seed(int(settings[0].seed) * 7919 + self.P)
+        self.optimizer = fitting.make_optimizer(lr, lr_decay)  # as a single run's (training.compile_model)
         self.optimizer.build([self.theta])
         self.train_step = tf.function(self._train_step)
         self.evaluate_batch = tf.function(self._evaluate_batch)
 
     def programs(self, training: bool):
         """M * dropout(theta) per program, (P, 16000); dropout (inverted, rate per program) only in training."""
-        tf = self.tf
         theta = self.theta
         if training:
             keep = self.rng.uniform((self.P, WAVE_LEN)) >= self.rates[:, None]
@@ -111,7 +109,6 @@ class ProgramStack:
         """x (P, b, 16000) tiled series, y (P, b) labels -> (loss (P,), ce (P,), target probabilities (P, b, K)).
 
         loss = mean cross-entropy + l2 * sum(theta**2), per program."""
-        tf = self.tf
         flat = tf.reshape(x, (-1, WAVE_LEN))
         data = tf.reshape(self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0))
         spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
@@ -119,29 +116,31 @@ class ProgramStack:
         probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
         probs = tf.reshape(probs, (self.P, shape[1], -1))
         target = tf.einsum("pbs,psk->pbk", probs, self.maps)
-        ce = tf.reduce_mean(self.keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
         return ce + self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1), ce, target
 
-    def loss_and_gradient(self, x, y, training: bool = True):
-        """Per-program losses and the gradient of their sum w.r.t. the (P, 16000) programs."""
-        tf = self.tf
+    def _gradient(self, x, y, training: bool):
+        """`losses` and the gradient of the summed loss w.r.t. the (P, 16000) programs (per program, that of
+        its own loss: the programs do not interact)."""
         with tf.GradientTape() as tape:
             loss, ce, target = self.losses(x, y, training)
             total = tf.reduce_sum(loss)
-        return loss, tape.gradient(total, self.theta)
+        return loss, ce, target, tape.gradient(total, self.theta)
+
+    def loss_and_gradient(self, x, y, training: bool = True):
+        """Per-program losses (P,) and their gradient w.r.t. the programs (P, 16000), without a step: what
+        tests/test_fast_path.py and benchmarks/throughput.py compare with the plain Keras model."""
+        loss, _, _, gradient = self._gradient(x, y, training)
+        return loss, gradient
 
     def _correct(self, target, y):
         """Correct predictions per program, (P,), of target probabilities (P, b, K) against labels (P, b)."""
-        tf = self.tf
         hits = tf.equal(tf.argmax(target, -1, output_type=tf.int32), tf.cast(y, tf.int32))
         return tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)
 
     def _train_step(self, x, y):
-        tf = self.tf
-        with tf.GradientTape() as tape:
-            loss, ce, target = self.losses(x, y, True)
-            total = tf.reduce_sum(loss)
-        self.optimizer.apply([tape.gradient(total, self.theta)], [self.theta])
+        loss, ce, target, gradient = self._gradient(x, y, True)
+        self.optimizer.apply([gradient], [self.theta])
         return loss, ce, self._correct(target, y)
 
     def _evaluate_batch(self, x, y):
@@ -150,7 +149,7 @@ class ProgramStack:
 
     def penalty(self) -> np.ndarray:
         """l2 * sum(theta**2) per program, (P,): what Keras adds to the cross-entropy in `loss`."""
-        return (self.l2 * self.tf.reduce_sum(self.tf.square(self.theta), axis=1)).numpy()
+        return (self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1)).numpy()
 
     def evaluate(self, tiled: list[np.ndarray], y: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Mean cross-entropy and accuracy per program, each (P,), at the current programs, no dropout.
@@ -163,14 +162,14 @@ class ProgramStack:
         for start in range(0, len(y), batch):
             xb = np.stack([t[start:start + batch] for t in tiled])
             yb = np.repeat(np.asarray(y)[None, start:start + batch], self.P, 0)
-            ce, correct = self.evaluate_batch(self.tf.constant(xb), self.tf.constant(yb))
+            ce, correct = self.evaluate_batch(tf.constant(xb), tf.constant(yb))
             ce_sum += ce.numpy() * yb.shape[1]
             hits += correct.numpy()
         return ce_sum / len(y), hits / len(y)
 
 
-def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 100, batch_size: int = 32,
-                   lr: float = 0.05, lr_decay: float = 0.48, l2: float = 0.04, seed: int = 0,
+def train_programs(am, data_fit, data_val, settings: list[ProgramSetting | dict], epochs: int = 100,
+                   batch_size: int = 32, lr: float = 0.05, lr_decay: float = 0.48, seed: int = 0,
                    eval_batch: int = 128, verbose: int = 0, options: dict | None = None,
                    evaluate_on: dict | None = None, monitor_on: dict | None = None) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
@@ -179,11 +178,8 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
         am: the frozen V2Sa/V2Su source AM (from `speech_models.load_am`).
         data_fit: (series (n, L), labels (n,) ints 0..K-1): the training data, NOT tiled.
         data_val: (series (m, L), labels (m,)) for epoch selection, or None / empty for the last epoch.
-        settings: one dict per program, keys (all optional): `seed` (shuffling, theta's initialisation;
-            default 0), `dropout` (rate on theta, default 0.4 — i.e. `--dr` x 0.1), `seg` (copies tiled,
-            default 1), `offset` (zero samples before the first copy, default 0), `groups` (label map,
-            K lists of source classes) or `mapping` + `map_type` ("first"/"random"), `mask` (bool),
-            `l2` (default the `l2` argument). Any other keys are kept in the result.
+        settings: one `ProgramSetting` per program (seed, dropout rate, segments, offset, label map, mask,
+            l2; `groups` None: the maximal "first" map), or a dict of its field names (`ProgramSetting.from_dict`).
         epochs, batch_size, lr, lr_decay: as the single path (`training.V2SConfig`): Adam with
             lr / (1 + lr_decay * step), the same for every program.
         seed: seeds the dropout stream of the stack.
@@ -195,29 +191,27 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
             `<name>_accuracy`, never used to choose anything here (for studies of the original's
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
     Returns:
-        one dict per program: `setting`, `history` (per epoch, as Keras names them: loss, accuracy, ce — the
-        training loss with and without the L2 term and the accuracy, averaged over the epoch's batches as
-        Keras does —, val_loss, val_accuracy, val_ce), `best_epoch` (1-based, lowest val_ce; last epoch
+        one dict per program: `setting` (its `ProgramSetting.as_dict()`, the label map resolved), `history`
+        (per epoch, as Keras names them: loss, accuracy, ce — the training loss with and without the L2 term
+        and the accuracy, averaged over the epoch's batches as Keras does —, val_loss, val_accuracy, val_ce), `best_epoch` (1-based, lowest val_ce; last epoch
         without validation data), `best_val_ce`, `theta` (the chosen epoch's program, (16000,)),
         `theta_last`, `metrics` ({name: {loss, accuracy, ce}} for "validation" at the chosen epoch and
         every `evaluate_on` split), and `samples_per_s` of the whole stack.
     """
-    import tensorflow as tf
-
     x_fit, y_fit = np.asarray(data_fit[0], np.float32), np.asarray(data_fit[1]).astype(np.int32)
     has_val = data_val is not None and len(data_val[1]) > 0
     n_classes = int(max(y_fit.max(), np.max(data_val[1]) if has_val else 0)) + 1
     length = x_fit.shape[1]
-    full = [_setting_defaults(s, n_classes, l2) for s in settings]
+    full = [resolve(s, n_classes) for s in settings]
     stack = ProgramStack(am, n_classes, full, length, lr, lr_decay, options)
     if seed:
         stack.rng.reset_from_seed(seed)
-    keys = sorted({(s["seg"], s["offset"]) for s in full})
-    index = [keys.index((s["seg"], s["offset"])) for s in full]
+    keys = sorted({(s.seg, s.offset) for s in full})
+    index = [keys.index((s.seg, s.offset)) for s in full]
 
     def tiled(x):
         """Per program, the series tiled with its (seg, offset): one array per distinct tiling."""
-        by_key = {k: _tile(np.asarray(x, np.float32), *k) for k in keys}
+        by_key = {k: ts_model.tile_segments(np.asarray(x, np.float32), *k) for k in keys}
         return [by_key[keys[i]] for i in index]
 
     tiled_fit = tiled(x_fit)
@@ -231,7 +225,7 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
     best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
     started, seen = time.time(), 0
     for epoch in range(epochs):
-        orders = [np.random.default_rng([s["seed"], epoch]).permutation(n) for s in full]
+        orders = [np.random.default_rng([s.seed, epoch]).permutation(n) for s in full]
         loss_sum, ce_sum, hits = np.zeros(P), np.zeros(P), np.zeros(P)
         for start in range(0, n, batch_size):
             rows = [order[start:start + batch_size] for order in orders]
@@ -259,7 +253,7 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
                 history[p]["val_loss"].append(float(loss_val[p]))
                 history[p]["val_accuracy"].append(float(acc_val[p]))
                 history[p]["val_ce"].append(float(ce_val[p]))
-                if best[p]["value"] is None or ce_val[p] < best[p]["value"]:
+                if fitting.is_better(ce_val[p], best[p]["value"], fitting.MODES["val_ce"]):  # as a single run
                     best[p] = {"epoch": epoch, "value": float(ce_val[p]), "theta": theta_now[p].copy()}
         if verbose:
             losses = " ".join(f"{h['loss'][-1]:.3f}" for h in history)
@@ -280,6 +274,6 @@ def train_programs(am, data_fit, data_val, settings: list[dict], epochs: int = 1
         ce, accuracy = stack.evaluate(tiled(x), np.asarray(y).astype(np.int32), eval_batch)
         for p in range(P):
             metrics[p][name] = {"loss": float(ce[p] + penalty[p]), "accuracy": float(accuracy[p]), "ce": float(ce[p])}
-    return [{"setting": s, "history": history[p], "best_epoch": chosen[p]["epoch"] + 1,
+    return [{"setting": s.as_dict(), "history": history[p], "best_epoch": chosen[p]["epoch"] + 1,
              "best_val_ce": chosen[p]["value"], "theta": chosen[p]["theta"], "theta_last": theta_last[p].copy(),
              "metrics": metrics[p], "samples_per_s": round(rate, 1)} for p, s in enumerate(full)]

@@ -41,8 +41,12 @@ from pathlib import Path
 import numpy as np
 
 import claims
+import probes
+import reporting
+import runs
 import utils
 import validation
+from settings import DEFAULT_OFFSET, N_SOURCE
 from utils import V2SError
 
 GRIDS = {
@@ -61,7 +65,6 @@ def tfa_key(optimiser: str) -> str:
     """The score key (table column group) of TFa runs at a `TFA_OPTIMISERS` optimiser: "tfa", "tfa-adam1e-3"."""
     return "tfa" if optimiser == "paper" else f"tfa-{optimiser}"
 BASELINE_COLUMNS = {"minirocket": "MiniRocket", "multirocket": "MultiRocket"}  # score key -> table column
-SWD_TARGET_SERIES = 1000  # TRAIN series (seeded sample) whose logits are compared with the speech sample's
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,9 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        fold = f"_fold{self.fold}of{self.folds}" if self.fold is not None else ""
-        if self.mod == "tfa":
-            optimiser = "" if self.optimiser == "paper" else f"-{self.optimiser}"
-            return f"{self.dataset}_net{self.net}_tfa{optimiser}_seed{self.seed}_eps{self.eps}{fold}"
-        return f"{self.dataset}_net{self.net}_dr{self.dr}_seg{self.seg}_seed{self.seed}_eps{self.eps}{fold}"
+        """The run's name and record file stem (`runs.sweep_run_name`)."""
+        return runs.sweep_run_name(self.dataset, self.net, self.dr, self.seg, self.seed, self.eps, self.mod,
+                                   self.optimiser, self.fold, self.folds)
 
     @property
     def group(self) -> tuple:
@@ -225,12 +226,10 @@ def plan_runs(rows: list[dict], nets: list[str], grid: str | dict, seeds: int | 
     Segment counts too large for a series (e.g. 10 copies of HandOutlines' 2709 samples) are left
     out of the plan and printed.
     """
-    import training
-
     grids = grid if isinstance(grid, dict) else dict.fromkeys(nets, grid)
     counts = seeds if isinstance(seeds, dict) else dict.fromkeys(nets, seeds)
     tfa_seeds = counts.get("tfa", max(counts[net] for net in nets))
-    offset = training.V2SConfig.offset
+    offset = DEFAULT_OFFSET  # every run's (config_for keeps V2SConfig's default offset)
     fold_ids = list(range(folds)) if folds else [None]
     specs = []
     for row in sorted(rows, key=lambda r: (r.get("n_train", 0), r["ucr_name"])):
@@ -363,14 +362,12 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, configs[0].val_split,
                                                                 first.seed, configs[0].fold, configs[0].folds)
     am, am_info = _source_am(first.net)
-    mapping = ts_model.N_SOURCE // data.n_classes
-    groups = ts_model.label_mapping(data.n_classes, mapping, "random", first.seed)
-    settings = [{"seed": c.seed, "dropout": c.dropout, "seg": c.seg, "offset": c.offset, "groups": groups, "l2": c.l2}
-                for c in configs]
+    mapping, groups = ts_model.many_to_one(data.n_classes, None, "random", first.seed)  # the paper's maximal map
+    settings = [c.program_setting(groups) for c in configs]
     fit_started = time.time()
     results = multi_program.train_programs(
         am, (x_fit, y_fit), (x_val, y_val), settings, epochs=first.eps, batch_size=configs[0].batch_size,
-        lr=configs[0].lr, lr_decay=configs[0].lr_decay, l2=configs[0].l2, seed=first.seed,
+        lr=configs[0].lr, lr_decay=configs[0].lr_decay, seed=first.seed,
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
         monitor_on={"test": (data.x_test, data.y_test)})  # per-epoch TEST, for the optimistic protocols only
     fit_seconds = time.time() - fit_started
@@ -379,20 +376,19 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     except (V2SError, OSError, ValueError) as err:  # optional: the trained runs are kept without it
         print(f"{first.dataset}: SWD not recorded ({type(err).__name__}: {err})".splitlines()[0], flush=True)
         swd = [None] * len(results)
-    majority = np.bincount(data.y_train).argmax()
     share = (time.time() - started) / len(specs)
     records = []
     for spec, config, result, distance in zip(specs, configs, results, swd):
         metrics = {key: result["metrics"][key] for key in ("train", "validation", "test") if key in result["metrics"]}
-        metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
+        metrics["test_majority_baseline"] = training.majority_baseline(data.y_train, data.y_test)
         if distance is not None:
             metrics["swd"] = distance
-        record = training.run_record(
+        record = runs.run_record(
             config, data, run_name=spec.name, mapping=mapping, groups=groups, n_fit=len(y_fit),
             n_validation=len(y_val), am_info=dataclasses.asdict(am_info), trainable_params=utils.WAVE_LEN,
             history=result["history"],
-            selection=training.selection_record("val_ce" if result["best_val_ce"] is not None else None,
-                                                result["best_epoch"], result["best_val_ce"], spec.eps),
+            selection=runs.selection_record("val_ce" if result["best_val_ce"] is not None else None,
+                                            result["best_epoch"], result["best_val_ce"], spec.eps),
             metrics=metrics, weights=None,
             wall_time_s={"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
                          "stack_total": round(share * len(specs), 2)},
@@ -408,33 +404,28 @@ _SPEECH_CACHE: dict = {}
 
 
 def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict | None]:
-    """Per program: the sliced Wasserstein-2 distance (1,000 seeded projections) between the AM's logits on
-    a seeded sample of 400 source speech clips and on up to 1,000 TRAIN series tiled as the program's
-    setting + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
-    None per program when no speech folder is found (`cam_v2s.default_speech_dir`)."""
-    import cam_v2s
-    import swd_table
+    """Per program: the sliced Wasserstein-2 distance (`probes.swd`, 1,000 seeded projections) between the AM's
+    logits on a seeded sample of 400 source speech clips and on up to 1,000 TRAIN series tiled as the program's
+    `ProgramSetting` + its program; and the AM's cross-entropy on that speech (Table 3's source loss).
+    None per program when no speech folder is found (`probes.default_speech_dir`)."""
     import ts_model
 
-    folder = cam_v2s.default_speech_dir()
+    folder = probes.default_speech_dir()
     if folder is None:
         return [None] * len(thetas)
     key = (net, str(folder), seed)
     if key not in _SPEECH_CACHE:  # the frozen AM's logits on the speech sample: once per process
-        waves, labels = cam_v2s.speech_sample(folder, 400, seed)
-        source = cam_v2s.am_logits(am, waves)
-        exp = np.exp(source - source.max(axis=1, keepdims=True))
-        _SPEECH_CACHE[key] = (source, labels, *swd_table.source_loss(exp / exp.sum(axis=1, keepdims=True), labels))
-    source, labels, loss, accuracy = _SPEECH_CACHE[key]
-    x = x_train
-    if len(x) > SWD_TARGET_SERIES:
-        x = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:SWD_TARGET_SERIES])]
+        waves, labels = probes.speech_sample(folder, probes.N_SPEECH, seed)
+        _SPEECH_CACHE[key] = (*probes.speech_logits(am, waves, labels), len(labels))
+    source, loss, accuracy, n_source = _SPEECH_CACHE[key]
+    x = probes.subsample(x_train, probes.N_TARGET_SERIES, seed)
     out = []
     for theta, setting in zip(thetas, settings):
-        target = cam_v2s.am_logits(am, ts_model.tile_segments(x, setting["seg"], setting["offset"]) + theta[None, :])
-        out.append({"value": utils.sliced_wasserstein_distance(source, target, 1000, seed), "source_loss": loss,
-                    "source_accuracy": accuracy, "n_source": len(labels), "n_target": len(x),
-                    "source": str(folder), "space": "AM logits (36)", "p": 2, "projections": 1000})
+        tiled = ts_model.tile_segments(x, setting.seg, setting.offset)
+        out.append({"value": probes.swd(am, source, tiled, theta, probes.N_PROJECTIONS, seed), "source_loss": loss,
+                    "source_accuracy": accuracy, "n_source": n_source, "n_target": len(x),
+                    "source": str(folder), "space": f"AM logits ({N_SOURCE})", "p": 2,
+                    "projections": probes.N_PROJECTIONS})
     return out
 
 
@@ -685,12 +676,12 @@ def protocol_scores(records: list[dict]) -> dict:
                   "seeds": sorted(by_seed), "runs": 0, "seconds": 0.0}
         for seed in result["seeds"]:
             summary, curves = {}, {}
-            for setting, runs in sorted(by_seed[seed].items()):
-                result["runs"] += len(runs)
-                result["seconds"] += sum(r["wall_time_s"]["total"] for r in runs)
-                summary[setting] = (float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in runs])),
-                                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in runs])))
-                curves[setting] = _mean_curve(runs, "test_accuracy")
+            for setting, members in sorted(by_seed[seed].items()):
+                result["runs"] += len(members)
+                result["seconds"] += sum(r["wall_time_s"]["total"] for r in members)
+                summary[setting] = (float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in members])),
+                                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in members])))
+                curves[setting] = _mean_curve(members, "test_accuracy")
             choice = min(summary, key=lambda s: (summary[s][0], s))
             result["honest"].append(summary[choice][1])
             result["settings"].append({"dr": choice[0], "seg": choice[1]})
@@ -915,10 +906,6 @@ def value_columns(lines: list[dict], lead: str = "honest") -> list[str]:
     return [c for c in order if c in seen] + ours + [c for c in BASELINE_COLUMNS.values() if c in seen]
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-
-
 def _cell(line: dict, c: str) -> str:
     value = line.get(c)
     if value is None or value == "":
@@ -930,17 +917,6 @@ def _cell(line: dict, c: str) -> str:
     return str(value)
 
 
-def _csv(path: Path, fields: list[str], rows: list[dict]) -> None:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, restval="", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    utils.atomic_write_bytes(path, buffer.getvalue().encode())
-
-
 def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str,
                   notes: list[str] = ()) -> Path:
     """table2.csv (one line per dataset), table2_vs_paper.csv (ours vs the paper over all and over the
@@ -950,19 +926,19 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
     shown = ["dataset", "classes", "flag"] + values + info
     fields = (["dataset", "classes", "flag"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
               + info)
-    _csv(out / "table2.csv", fields, lines)
+    reporting.write_csv(out / "table2.csv", fields, lines, extrasaction="ignore")
     kept = unflagged(lines)
     gaps = paper_gaps(lines, "all") + paper_gaps(kept, "unflagged")
     gap_fields = ["rows", "column", "paper column", "datasets", "ours mean", "paper mean", "mean gap", "ours median",
                   "paper median", "median gap", "more than 3 points under"]
-    _csv(out / "table2_vs_paper.csv", gap_fields, gaps)
+    reporting.write_csv(out / "table2_vs_paper.csv", gap_fields, gaps, extrasaction="ignore")
 
     md = [f"# Table 2, reproduced ({lead} protocol leads; all three shown)", "", f"Command: `{command}`", "",
           "Protocols, named by what they choose on TEST: **honest** nothing (epoch and setting on validation); "
           "**setting-on-test** the setting; **original** the epoch and the setting (what the original code printed). "
           "Flags: *artefact* rows are left out of the unflagged summary; ECG200's paper V2Sa is compared as the "
           "authors' revised 85.5 there. Methods and analysis: [docs/reproduction.md](../../docs/reproduction.md).", ""]
-    md += _markdown(shown, [[_cell(line, c) for c in shown] for line in lines])
+    md += reporting.markdown_table(shown, [[_cell(line, c) for c in shown] for line in lines])
     kept_summary = summarise(kept, lead)
     for title, stats_of in (("all rows", summary), (f"the {len(kept)} unflagged rows", kept_summary)):
         md += ["", f"Summary over {title} (each column over the rows where it has a value):", ""]
@@ -970,11 +946,11 @@ def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, le
         for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
                             ("wins", "Wins vs SOTA"), ("n", "Datasets")):
             rows.append([label] + [_stat_cell(stats_of.get(c), stat) for c in values])
-        md += _markdown(["", *values], rows)
+        md += reporting.markdown_table(["", *values], rows)
     if gaps:
         md += ["", "Ours vs the paper, over the rows where both have a number (points; ECG200's paper V2Sa is 85.5 in "
                "the unflagged rows):", ""]
-        md += _markdown(gap_fields, [[g["rows"], g["column"], g["paper column"], str(g["datasets"])]
+        md += reporting.markdown_table(gap_fields, [[g["rows"], g["column"], g["paper column"], str(g["datasets"])]
                                      + [f"{g[k]:.2f}" for k in gap_fields[4:10]] + [g[gap_fields[10]] or "–"]
                                      for g in gaps])
     total = sum(l["wall time s"] for l in lines)
@@ -997,12 +973,7 @@ def _stat_cell(stats: dict | None, stat: str) -> str:
 
 
 def _scatter(lines: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig, ax = reporting.pyplot().subplots(figsize=(5.5, 5.5))
     markers = {"honest": "o", "setting-on-test": "x", "original": "^"}
     for name in ("V2Sa", "V2Su"):
         for protocol, marker in markers.items():
@@ -1022,9 +993,7 @@ def _scatter(lines: list[dict], path: Path) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    reporting.save_figure(fig, path, dpi=110)
 
 
 def table3(records: list[dict], out: Path, command: str) -> Path:
@@ -1051,9 +1020,7 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
                 losses.append(swd["source_loss"])
         if values:
             per_dataset.setdefault(column, []).append((dataset, float(np.mean(values)), float(np.mean(losses))))
-    lines = ["# Table 3, reproduced: source loss and SWD of the Table-2 runs", "", f"Command: `{command}`", "",
-             "| model | source loss (ours) | mean SWD (ours) | median SWD (ours) | datasets | source loss (paper) | "
-             "mean SWD (paper) | median SWD (paper) |", "|---|---|---|---|---|---|---|---|"]
+    cells = []
     for column, items in sorted(per_dataset.items()):
         name = NET_NAMES[column]
         swds = [v for _, v, _ in items]
@@ -1061,8 +1028,11 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
         row = {"model": name, "source_loss": float(np.mean([l for _, _, l in items])), "mean_swd": float(np.mean(swds)),
                "median_swd": float(np.median(swds)), "datasets": len(items)}
         rows.append(row)
-        lines.append(f"| {name} | {row['source_loss']:.4f} | {row['mean_swd']:.3f} | {row['median_swd']:.3f} | "
-                     f"{len(items)} | {paper.get('source_loss', '–')} | {paper.get('mean_swd', '–')} | {paper.get('median_swd', '–')} |")
+        cells.append([name, f"{row['source_loss']:.4f}", f"{row['mean_swd']:.3f}", f"{row['median_swd']:.3f}",
+                      str(len(items))] + [str(paper.get(key, "–")) for key in ("source_loss", "mean_swd", "median_swd")])
+    lines = ["# Table 3, reproduced: source loss and SWD of the Table-2 runs", "", f"Command: `{command}`", ""]
+    lines += reporting.markdown_table(["model", "source loss (ours)", "mean SWD (ours)", "median SWD (ours)", "datasets",
+                                       "source loss (paper)", "mean SWD (paper)", "median SWD (paper)"], cells)
     lines += ["", "Source loss: the AM's cross-entropy (nats) on a seeded sample of 400 Speech-Commands clips "
               "(../shared/speech/gsc or $V2S_SPEECH_DIR; the paper used the GSCv2 validation set). SWD: sliced "
               "Wasserstein-2 distance, 1,000 seeded projections, between the AM's logits on those clips and on up to "
@@ -1072,14 +1042,7 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
               "Per dataset (SWD, source loss):"]
     for column, items in sorted(per_dataset.items()):
         lines += [f"- {NET_NAMES[column]}: " + ", ".join(f"{d} {v:.3f}" for d, v, _ in items)]
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["model", "source_loss", "mean_swd", "median_swd", "datasets"])
-    writer.writeheader()
-    writer.writerows(rows)
-    utils.atomic_write_bytes(out / "table3.csv", buffer.getvalue().encode())
+    reporting.write_csv(out / "table3.csv", ["model", "source_loss", "mean_swd", "median_swd", "datasets"], rows)
     utils.atomic_write_bytes(out / "table3.md", ("\n".join(lines) + "\n").encode())
     return out / "table3.md"
 

@@ -32,6 +32,7 @@ import tensorflow as tf
 from kapre.time_frequency import STFT, ApplyFilterbank, Magnitude
 
 import utils
+from settings import HOP, N_FFT, N_FRAMES, N_MELS
 from utils import SAMPLE_RATE, WAVE_LEN, V2SError
 
 SOURCE_CLASSES: tuple[str, ...] = (
@@ -50,10 +51,6 @@ AM_ORIGIN = (
 AM_SHA256 = "c73134a09bbc72d169a7d8e875297e72142c3d11f2dc0d95570303c67bdca4d0"
 AM_FILENAME = "model-attRNN.h5"
 
-N_FFT = 1024  # samples per STFT frame (64 ms at 16 kHz)
-HOP = 128  # samples between frames (8 ms)
-N_FRAMES = 125  # STFT frames for 16000 samples with end padding
-N_MELS = 80  # mel bins
 LOG_OFFSET = 1e-6  # log(mel + 1e-6), as the pretrained weights expect
 STD_EPSILON = 1e-6  # added to the variance before the square root in the standardisation
 

@@ -15,45 +15,33 @@ run) and <name>.md (summary and rows); the last line printed is `table=<md path>
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
-import io
 from pathlib import Path
 
 import numpy as np
 
+import probes
+import reporting
+import runs
 import utils
 import validation
-from utils import PROJECT_DIR, V2SError
+from utils import V2SError
 
 FIELDS = ["am", "dataset", "run", "mod", "seg", "n_train", "n_speech", "source_loss", "source_accuracy", "swd",
           "test_accuracy"]
 
 
-def source_loss(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy (nats) and accuracy of (n, 36) softmax outputs against source classes (n,)."""
-    probs = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
-    picked = probs[np.arange(len(labels)), labels]
-    return float(-np.mean(np.log(picked))), float(np.mean(np.argmax(probs, axis=1) == labels))
-
-
 def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
     """Source loss and SWD of one saved run (see the module docstring)."""
-    import cam_v2s
     import speech_models
 
-    model, record, data = cam_v2s.load_checked_run(weight, data_dir=args.data_dir, weight_dir=args.weight_dir,
-                                                   results_dir=args.results_dir)
-    am = cam_v2s.find_am(model)
+    model, record, data = runs.load_run(weight, args.weight_dir, args.results_dir, args.data_dir)
+    am = probes.find_am(model)
     waves, labels = speech
-    source_logits = cam_v2s.am_logits(am, waves)
-    exp = np.exp(source_logits - source_logits.max(axis=1, keepdims=True))
-    loss, accuracy = source_loss(exp / exp.sum(axis=1, keepdims=True), labels)
-    x = data.x_train
-    if args.max_series and len(x) > args.max_series:
-        x = x[np.sort(np.random.default_rng(args.seed).permutation(len(x))[:args.max_series])]
-    target = cam_v2s.am_logits(am, cam_v2s.reprogram(model, cam_v2s.tile_for_run(record, x)))
-    swd = utils.sliced_wasserstein_distance(source_logits, target, args.projections, args.seed)
+    source_logits, loss, accuracy = probes.speech_logits(am, waves, labels)
+    x = probes.subsample(data.x_train, args.max_series, args.seed)
+    swd = probes.swd(am, source_logits, runs.tile_for_run(record, x), probes.program_of(model), args.projections,
+                     args.seed)
     return {"am": speech_models.resolve_net(record["config"]["net"]), "dataset": data.name, "run": record["run"],
             "mod": record["config"]["mod"], "seg": record["config"]["seg"], "n_train": len(x), "n_speech": len(labels),
             "source_loss": round(loss, 4), "source_accuracy": round(accuracy, 4), "swd": round(swd, 4),
@@ -78,11 +66,12 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def markdown(summary: list[dict], rows: list[dict], note: str) -> str:
     """The summary table, then one row per run, as GitHub markdown."""
-    lines = ["| AM | runs | datasets | source loss | SWD mean | SWD median |", "|---|---|---|---|---|---|"]
-    lines += [f"| {s['am']} | {s['runs']} | {s['datasets']} | {s['source_loss']:.4f} | {s['swd_mean']:.4f} | "
-              f"{s['swd_median']:.4f} |" for s in summary]
-    lines += ["", note, "", "| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
-    lines += ["| " + " | ".join("" if row[f] is None else str(row[f]) for f in FIELDS) + " |" for row in rows]
+    lines = reporting.markdown_table(
+        ["AM", "runs", "datasets", "source loss", "SWD mean", "SWD median"],
+        [[s["am"], str(s["runs"]), str(s["datasets"]), f"{s['source_loss']:.4f}", f"{s['swd_mean']:.4f}",
+          f"{s['swd_median']:.4f}"] for s in summary])
+    lines += ["", note, ""]
+    lines += reporting.markdown_table(FIELDS, [["" if row[f] is None else str(row[f]) for f in FIELDS] for row in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -115,10 +104,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--speech-dir", default=None,
                         help="source speech, a Speech-Commands-layout folder (<word>/*.wav); default $V2S_SPEECH_DIR or "
                              "../shared/speech/gsc (required if neither exists)")
-    parser.add_argument("--n-speech", type=int, default=400, help="speech clips drawn (seeded); 0 = all")
-    parser.add_argument("--max-series", type=int, default=1000,
+    parser.add_argument("--n-speech", type=int, default=probes.N_SPEECH, help="speech clips drawn (seeded); 0 = all")
+    parser.add_argument("--max-series", type=int, default=probes.N_TARGET_SERIES,
                         help="use at most this many TRAIN series per dataset (seeded sample); 0 = all")
-    parser.add_argument("--projections", type=int, default=1000, help="random projections of the sliced distance (paper: 1,000)")
+    parser.add_argument("--projections", type=int, default=probes.N_PROJECTIONS, help="random projections of the sliced distance (paper: 1,000)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the speech sample, the series sample and the projections")
     parser.add_argument("--data-dir", default=None, help="where to read the datasets (default: as recorded in each run)")
     parser.add_argument("--weight-dir", default=None, help="where the runs' weights are (default weight/)")
@@ -138,15 +127,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     utils.setup_tensorflow(seed=args.seed)
-    import cam_v2s
-
-    results_dir = Path(args.results_dir or PROJECT_DIR / "results")
-    weight_dir = Path(args.weight_dir or PROJECT_DIR / "weight")
-    runs = find_runs(args.runs, results_dir, weight_dir)
-    folder = args.speech_dir or cam_v2s.default_speech_dir()
-    speech = cam_v2s.speech_sample(folder, args.n_speech, args.seed)
+    results_dir = Path(args.results_dir or runs.RESULTS_DIR)
+    weight_dir = Path(args.weight_dir or runs.WEIGHT_DIR)
+    names = find_runs(args.runs, results_dir, weight_dir)
+    folder = args.speech_dir or probes.default_speech_dir()
+    speech = probes.speech_sample(folder, args.n_speech, args.seed)
     rows = []
-    for run in runs:
+    for run in names:
         rows.append(run_row(run, speech, args))
         print(f"{rows[-1]['am']:<6} {rows[-1]['dataset']:<20} swd {rows[-1]['swd']:.4f}  "
               f"source loss {rows[-1]['source_loss']:.4f}  ({run})")
@@ -154,12 +141,8 @@ def main(argv=None) -> int:
     for s in summary:
         print(f"{s['am']}: {s['runs']} runs, source loss {s['source_loss']:.4f}, "
               f"SWD mean {s['swd_mean']:.4f} median {s['swd_median']:.4f}")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
     csv_path, md_path = results_dir / f"{args.name}.csv", results_dir / f"{args.name}.md"
-    utils.atomic_write_bytes(csv_path, buffer.getvalue().encode())
+    reporting.write_csv(csv_path, FIELDS, rows)
     note = (f"Source: {len(speech[1])} clips of {folder} (seed {args.seed}); source loss = the AM's mean cross-entropy "
             f"on them (nats). SWD: sliced Wasserstein-2 between the AM's logits on those clips and on each run's "
             f"reprogrammed TRAIN series, {args.projections} projections, seed {args.seed}.")

@@ -11,16 +11,27 @@ accuracy) and says so in the record.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
+import fast_am
+import fitting
+import probes
+import reporting
+import runs
+import speech_models
+import ts_dataloader
+import ts_model
 import utils
 import validation
-from utils import PROJECT_DIR, V2SError
+from settings import DEFAULT_DR, N_SOURCE, ProgramSetting, dropout_rate
+
+_PROGRAM = ProgramSetting()  # the program fields' defaults
+EVAL_BATCH = 256  # series per batch when scoring (validation during fit, and the final scores)
 
 
 @dataclass
@@ -32,24 +43,24 @@ class V2SConfig:
     eps: int = 100
     mod: str = "1"
     net: str = "0"
-    dr: float = 4  # program dropout = dr * 0.1
-    seg: int = 1
-    offset: int = 448  # zero samples before the first copy: the original's placement under its centred STFT
+    dr: float = DEFAULT_DR  # program dropout in tenths (the CLI's unit): the rate is `dropout`
+    seg: int = _PROGRAM.seg
+    offset: int = _PROGRAM.offset  # zero samples before the first copy (settings.DEFAULT_OFFSET)
     per: int = 0
     data_dir: str | None = None
-    seed: int = 0
+    seed: int = _PROGRAM.seed
     batch_size: int = 32
     lr: float = 0.05
     lr_decay: float = 0.48  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
-    l2: float = 0.04
+    l2: float = _PROGRAM.l2
     val_split: float = 0.2
     fold: int | None = None  # with folds >= 2: validate on this fold of a stratified k-fold split instead
     folds: int = 0
-    mask: bool = False
+    mask: bool = _PROGRAM.mask
     map_type: str = "first"
     am_weights: str | None = None
-    results_dir: str = str(PROJECT_DIR / "results")
-    weight_dir: str = str(PROJECT_DIR / "weight")
+    results_dir: str = str(runs.RESULTS_DIR)
+    weight_dir: str = str(runs.WEIGHT_DIR)
     run_name: str | None = None
     select_on_test: bool = False
     swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
@@ -58,7 +69,6 @@ class V2SConfig:
     verbose: int = 2
     plot: bool = True
     save_weights: bool = True
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()
@@ -70,7 +80,13 @@ class V2SConfig:
 
     @property
     def dropout(self) -> float:
-        return round(float(self.dr) * 0.1, 6)
+        """The dropout rate on theta (`dr` is in tenths)."""
+        return dropout_rate(self.dr)
+
+    def program_setting(self, groups: list[list[int]] | None) -> ProgramSetting:
+        """This run's program: seed, dropout rate, segments, offset, the label map `groups`, mask, l2."""
+        return ProgramSetting(seed=self.seed, dropout=self.dropout, seg=self.seg, offset=self.offset, groups=groups,
+                              mask=self.mask, l2=self.l2)
 
     @property
     def tfa(self) -> bool:
@@ -85,14 +101,6 @@ class V2SConfig:
         """
         validation.tfa_settings(self)
 
-    def default_run_name(self, dataset_name: str, mapping: int | None) -> str:
-        mask = "_mask" if self.mask else ""
-        offset = f"_off{self.offset}" if self.offset != 448 else ""
-        if self.tfa:
-            return f"{dataset_name}_net{self.net}_modtfa{offset}_eps{self.eps}_seed{self.seed}"
-        return (f"{dataset_name}_net{self.net}_mod{self.mod}_map{mapping}{self.map_type}_seg{self.seg}{offset}"
-                f"_dr{self.dr:g}{mask}_eps{self.eps}_seed{self.seed}")
-
 
 def run(config: V2SConfig, am=None, am_info=None) -> dict:
     """Train and evaluate one V2S model; write its record, curves and weights.
@@ -100,32 +108,28 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     Args:
         am: an already built source AM (tests pass a small one); default: `speech_models.load_am`.
     Returns:
-        the run record (also written to `<results_dir>/<run>.json`).
+        the run record (`runs.RunRecord`, also written to `<results_dir>/<run>.json`) and `results`, its path.
     """
     config.validate()  # again: the fields may have changed since construction
     validation.run_outputs(config)  # output folders created and probed before any data is read or model trained
     started = time.time()
     utils.setup_tensorflow(seed=config.seed, deterministic=config.deterministic)
 
-    import ts_dataloader
-    import ts_model
-
     data = ts_dataloader.load_dataset(config.dataset, config.data_dir)
     mapping, groups = (None, None) if config.tfa else _label_map(config, data.n_classes)
-    x_train_all = ts_model.tile_segments(data.x_train, config.seg, config.offset)
-    x_test = ts_model.tile_segments(data.x_test, config.seg, config.offset)
+    program = config.program_setting(groups)
+    x_train_all = ts_model.tile_segments(data.x_train, program.seg, program.offset)
+    x_test = ts_model.tile_segments(data.x_test, program.seg, program.offset)
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed,
                                                                   config.fold, config.folds)
-    mask = ts_model.program_mask(data.length, config.seg, config.offset) if config.mask else None
+    mask = ts_model.MaskSpec(data.length, program.seg, program.offset) if program.mask else None
 
     if am is None:
-        import speech_models
-
         am, am_info = speech_models.load_am(config.net, config.am_weights)
-    model = _build_model(config, am, data.n_classes, groups, mask)
+    model = _build_model(config, am, data.n_classes, program, mask)
     compile_model(model, config.lr, config.lr_decay)
 
-    run_name = config.run_name or config.default_run_name(data.name, mapping)
+    run_name = config.run_name or runs.single_run_name(config, data.name, mapping)
     results_dir, weight_dir = Path(config.results_dir), Path(config.weight_dir)
     _print_header(config, data, run_name, len(y_fit), len(y_val), mapping, am_info)
 
@@ -141,7 +145,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         callbacks.append(swd_callback)
     fit_started = time.time()
     history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
-                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=256,
+                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=EVAL_BATCH,
                         shuffle=True, callbacks=callbacks, verbose=config.verbose)
     fit_seconds = time.time() - fit_started
     selector.restore(model)
@@ -150,13 +154,12 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     if has_val:
         metrics["validation"] = _evaluate(model, x_val, y_val)
     metrics["test"] = _evaluate(model, x_test, data.y_test)  # the one use of TEST in honest mode
-    majority = np.bincount(data.y_train).argmax()
-    metrics["test_majority_baseline"] = float(np.mean(data.y_test == majority))
+    metrics["test_majority_baseline"] = majority_baseline(data.y_train, data.y_test)
 
     weights_path = weight_dir / f"{run_name}{'.keras' if config.tfa else '.weights.h5'}"
     if config.save_weights:  # TFa: the whole model, for tsne_v2s.py --tfa-weight
         utils.atomic_save(weights_path, model.save if config.tfa else model.save_weights)
-    record = run_record(
+    record = runs.run_record(
         config, data, run_name=run_name, mapping=mapping, groups=groups, n_fit=len(y_fit), n_validation=len(y_val),
         am_info=dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
         trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
@@ -168,163 +171,60 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
         **({"swd": swd_callback.describe()} if swd_callback else {}))
     if config.plot:
         record["plot"] = str(results_dir / f"{run_name}.png")
-        plot_history(record, record["plot"])
+        reporting.plot_history(record, record["plot"])
     utils.atomic_write_json(results_dir / f"{run_name}.json", record)
     record["results"] = str(results_dir / f"{run_name}.json")
     return record
 
 
-def run_record(config: V2SConfig, data, *, run_name: str, mapping: int | None, groups: list[list[int]] | None,
-               n_fit: int, n_validation: int, am_info: dict, trainable_params: int, history: dict, selection: dict,
-               metrics: dict, weights: str | None, wall_time_s: dict, samples_per_s: float, **extra) -> dict:
-    """The JSON record of one run, the same for `v2s_main.py` and `reproduce.py`'s program stacks.
-
-    `extra` adds path-specific fields (`swd` curves here; `trained_with` for a stack), placed before `versions`.
-    """
-    return {
-        "run": run_name,
-        "config": {**dataclasses.asdict(config), "dropout": None if config.tfa else config.dropout, "mapping": mapping},
-        "command": sys.argv,
-        "dataset": data.describe(),
-        "n_fit": n_fit,
-        "n_validation": n_validation,
-        "label_mapping": _label_map_record(config, mapping, groups),
-        "am": am_info,
-        "trainable_params": trainable_params,
-        "history": history,
-        "selection": selection,
-        "metrics": metrics,
-        "weights": weights,
-        "wall_time_s": wall_time_s,
-        "samples_per_s": samples_per_s,
-        **extra,
-        "versions": utils.versions(),
-    }
+def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """TEST accuracy of always predicting TRAIN's most frequent class (the record's `test_majority_baseline`)."""
+    return float(np.mean(y_test == np.bincount(y_train).argmax()))
 
 
 # Training steps per call of Keras' compiled train function: the same steps in the same order (bitwise the
-# same weights, checked), but fit's per-step Python work (~20 ms here) is paid once per call. Measured with
-# the fast path, batch 32: 293 -> 365 samples/s (6 or more steps per call alike). Callbacks here are per epoch.
+# same weights, checked), but fit's per-step Python work is paid once per call (docs/performance.md).
+# Callbacks here are per epoch.
 STEPS_PER_EXECUTION = 16
 
 
 def compile_model(model, lr: float, lr_decay: float, steps_per_execution: int = STEPS_PER_EXECUTION) -> None:
-    """Compile a V2S model as every run trains it: Adam with lr / (1 + lr_decay * step) (the original's legacy
-    `decay`; a constant lr when lr_decay is 0), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
+    """Compile a V2S model as every run trains it: `fitting.make_optimizer` (Adam with lr / (1 + lr_decay *
+    step)), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
     `steps_per_execution=1` is Keras' default (the benchmark's plain reference)."""
-    import keras
-
-    schedule = keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=lr_decay)
-    model.compile(optimizer=keras.optimizers.Adam(schedule if lr_decay else lr), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=fitting.make_optimizer(lr, lr_decay), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
                   steps_per_execution=steps_per_execution)
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
     """(source labels per target, the K groups of source classes) of a V2S run; mod 0: one source each."""
-    import ts_model
-
     one_to_one = str(config.mod) == "0"
-    mapping = config.mapping or (1 if one_to_one else ts_model.N_SOURCE // n_classes)
-    groups = ts_model.label_mapping(n_classes, mapping, config.map_type, config.seed)  # checks --mapping
+    mapping, groups = ts_model.many_to_one(n_classes, config.mapping or (1 if one_to_one else None), config.map_type,
+                                           config.seed)  # checks --mapping
     return mapping, [[t] for t in range(n_classes)] if one_to_one else groups
 
 
-def _label_map_record(config: V2SConfig, mapping: int | None, groups: list[list[int]] | None) -> dict:
-    """The record's `label_mapping`: the many-to-one map by index and name, or TFa's dense head."""
-    if config.tfa:
-        return {"type": "none (TFa: dense head on the AM's 36 outputs)", "per_class": None, "groups": None,
-                "groups_named": None}
-    return {"type": "one-to-one" if str(config.mod) == "0" else config.map_type, "per_class": mapping,
-            "groups": groups, "groups_named": [[_source_name(s) for s in g] for g in groups]}
-
-
-def _build_model(config: V2SConfig, am, n_classes: int, groups, mask):
+def _build_model(config: V2SConfig, am, n_classes: int, program: ProgramSetting, mask):
     """The uncompiled model `run` trains, waveform (n, 16000) -> (n, K) (mod 0: (n, 36)).
 
     TFa: `ts_model.build_tfa`, the AM trained, no fast path. V2S: `ts_model.build_v2s`, through
     `fast_am.accelerate_v2s` unless `--no-fast` (same maths, variables and saved layout; it returns
     the model unchanged for --mod 2 and non-mel AMs).
     """
-    import ts_model
-
     if config.tfa:
         return ts_model.build_tfa(am, n_classes)
-    model = ts_model.build_v2s(am, n_classes, groups, config.mod, config.dropout, config.l2, mask)
-    if config.fast:
-        import fast_am
-
-        model = fast_am.accelerate_v2s(model)
-    return model
-
-
-def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None) -> tuple[Path, Path]:
-    """Locate a saved run from a weights path, a file name in weight/, or a run name.
-
-    Returns:
-        (weights file, its results JSON).
-    """
-    weight_dir = Path(weight_dir or PROJECT_DIR / "weight")
-    results_dir = Path(results_dir or PROJECT_DIR / "results")
-    name = Path(weight).name.removesuffix(".weights.h5")
-    candidates = [Path(weight), weight_dir / Path(weight).name, weight_dir / f"{name}.weights.h5"]
-    weights = next((p for p in candidates if p.is_file()), None)
-    tfa_model = weight_dir / f"{name}.keras"
-    if weights is None and tfa_model.is_file():
-        raise V2SError(f"{name} is a TFa run (whole model {tfa_model}), not a V2S run: "
-                       f"pass it to tsne_v2s.py --tfa-weight {tfa_model}")
-    if weights is None:
-        raise V2SError(f"weights {weight!r} not found (looked for {', '.join(str(p) for p in candidates)})")
-    records = [weights.with_name(f"{name}.json"), results_dir / f"{name}.json", weights.parent.parent / "results" / f"{name}.json"]
-    record = next((p for p in records if p.is_file()), None)
-    if record is None:
-        raise V2SError(f"no run record {name}.json beside {weights} or in {results_dir}: it holds the settings needed to rebuild the model")
-    return weights, record
-
-
-def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None):
-    """Rebuild a saved V2S model from its run record and load its trained weights (AM included).
-
-    Returns:
-        (model, record, dataset) — the dataset re-read from the recorded data directory.
-    """
-    import json
-
-    utils.setup_tensorflow()
-    import speech_models
-    import ts_dataloader
-    import ts_model
-
-    weights, record_path = find_run(weight, weight_dir, results_dir)
-    record = json.loads(record_path.read_text())
-    cfg = record["config"]
-    data = ts_dataloader.load_dataset(cfg["dataset"], cfg["data_dir"])
-    mask = ts_model.program_mask(data.length, cfg["seg"], cfg.get("offset", 0)) if cfg["mask"] else None
-    am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
-    model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
-                               cfg["dropout"], cfg["l2"], mask)
-    speech_models.load_weights(model, weights)
-    return model, record, data
+    model = ts_model.build_v2s(am, n_classes, program.groups, config.mod, program.dropout, program.l2, mask)
+    return fast_am.accelerate_v2s(model) if config.fast else model
 
 
 def _evaluate(model, x, y) -> dict:
     """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone."""
-    loss, accuracy, ce = model.evaluate(x, y, batch_size=256, verbose=0)
+    loss, accuracy, ce = model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy), "ce": float(ce)}
 
 
-def _source_name(index: int) -> str:
-    try:
-        import speech_models
-
-        return speech_models.SOURCE_CLASSES[index]
-    except (ImportError, AttributeError):
-        return str(index)
-
-
 def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
-    from ts_model import MODS
-
     am_text = f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)" if getattr(am_info, "sha256", None) else str(am_info)
     print(f"run {run_name}")
     print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
@@ -334,18 +234,18 @@ def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> Non
     else:
         settings = (f"mapping {mapping} ({config.map_type}), seg {config.seg}, "
                     f"dropout {config.dropout}, l2 {config.l2}, mask {'on' if config.mask else 'off'}")
-    print(f"model mod {config.mod} ({MODS[str(config.mod)]}), AM {am_text}, {settings}, "
+    print(f"model mod {config.mod} ({ts_model.MODS[str(config.mod)]}), AM {am_text}, {settings}, "
           f"lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
 
 
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
+# ----------------------------------------------------------------------------------------------
+# Callbacks
 
 
-class EpochSelector(_callback_base()):
-    """Keeps the weights of the best epoch by `monitor` (*loss, *ce: lowest; *accuracy: highest).
+class EpochSelector(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by `monitor`, in direction `mode` ("min"/"max"; default from
+    `fitting.MODES`: `val_ce` lowest, `test_accuracy` highest). The rule is `fitting.is_better`, as for a
+    program stack.
 
     The default monitor is `val_ce`, the validation cross-entropy. Keras' `val_loss` adds the L2
     penalty on theta, the same for every series, which shrinks steadily and would pick the last epoch.
@@ -353,9 +253,10 @@ class EpochSelector(_callback_base()):
     With no monitor (no validation split) the last epoch is kept.
     """
 
-    def __init__(self, monitor: str | None):
+    def __init__(self, monitor: str | None, mode: str | None = None):
         super().__init__()
         self.monitor = monitor
+        self.mode = fitting.monitor_mode(monitor, mode)
         self.best_epoch = None
         self.best_value = None
         self.best_weights = None
@@ -364,7 +265,7 @@ class EpochSelector(_callback_base()):
         if self.monitor is None:
             return
         value = float(logs[self.monitor])
-        if self.best_value is None or (value < self.best_value if self.monitor.endswith(("loss", "ce")) else value > self.best_value):
+        if fitting.is_better(value, self.best_value, self.mode):
             self.best_epoch, self.best_value = epoch, value
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
 
@@ -373,23 +274,12 @@ class EpochSelector(_callback_base()):
             model.set_weights(self.best_weights)
 
     def describe(self, epochs: int) -> dict:
-        return selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
-                                self.best_value, epochs)
+        """The record's `selection` (`runs.selection_record`)."""
+        return runs.selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
+                                     self.best_value, epochs)
 
 
-_CRITERIA = {"val_ce": "lowest validation loss (cross-entropy)",
-             "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
-
-
-def selection_record(monitor: str | None, epoch: int | None, value: float | None, epochs: int) -> dict:
-    """The record's `selection`: how the epoch was chosen (`monitor`: "val_ce", "test_accuracy" or None
-    for the last of `epochs`), the chosen epoch (1-based) and its monitored value."""
-    if monitor is None:
-        return {"criterion": "last epoch (no validation split)", "epoch": epochs}
-    return {"criterion": _CRITERIA[monitor], "epoch": epoch, "value": value}
-
-
-class TestMonitor(_callback_base()):
+class TestMonitor(keras.callbacks.Callback):
     """Adds TEST cross-entropy and accuracy to each epoch's logs (`test_ce`, `test_accuracy`), so they land
     in the history: reported for the optimistic protocols, read by nothing that chooses (except the
     selector of --select-on-test)."""
@@ -403,7 +293,7 @@ class TestMonitor(_callback_base()):
         logs["test_ce"], logs["test_accuracy"] = result["ce"], result["accuracy"]
 
 
-class PeriodicSaver(_callback_base()):
+class PeriodicSaver(keras.callbacks.Callback):
     """Saves the weights every `period` epochs as `<dir>/<run>-<epoch>-<val_acc>.weights.h5` (--per)."""
 
     def __init__(self, period: int, directory: Path, run_name: str):
@@ -417,17 +307,17 @@ class PeriodicSaver(_callback_base()):
             utils.atomic_save(path, self.model.save_weights)
 
 
-class SWDCallback(_callback_base()):
+class SWDCallback(keras.callbacks.Callback):
     """Records, after each epoch, the sliced Wasserstein distance between the AM's logits on source speech
     and on the reprogrammed training series (the paper's Sec. 4 alignment term; Fig. 3, Table 3).
 
-    Adds `swd` to the epoch's logs, so it lands in `history` and the run record. Logits are the AM's
-    pre-softmax scores over its 36 classes (`cam_v2s.am_logits`); the distance is
-    `utils.sliced_wasserstein_distance` (1,000 seeded projections). The source logits are computed once,
-    or every epoch if the AM itself is trained (--mod 2).
+    Adds `swd` to the epoch's logs, so it lands in `history` and the run record. The distance is
+    `probes.swd` (the AM's pre-softmax logits over its 36 classes, 1,000 seeded projections). The source
+    logits are computed once, or every epoch if the AM itself is trained (--mod 2).
     """
 
-    def __init__(self, am, source_waves, target_tiled, n_projections: int = 1000, seed: int = 0, source: str = ""):
+    def __init__(self, am, source_waves, target_tiled, n_projections: int = probes.N_PROJECTIONS, seed: int = 0,
+                 source: str = ""):
         """am: the AM inside the V2S model; source_waves: (n, 16000) speech clips; target_tiled: (m, 16000)
         tiled target series (the callback adds the model's current program)."""
         super().__init__()
@@ -436,57 +326,24 @@ class SWDCallback(_callback_base()):
         self._source_logits = None
 
     @classmethod
-    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = 400, n_target: int = 1000, seed: int = 0):
+    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = probes.N_SPEECH,
+                    n_target: int = probes.N_TARGET_SERIES, seed: int = 0):
         """Source: a seeded sample of `n_source` clips of a Speech-Commands folder (default
         $V2S_SPEECH_DIR or ../shared/speech/gsc); target: up to `n_target` tiled fit series (n, 16000)."""
-        import cam_v2s
-
-        folder = speech_dir or cam_v2s.default_speech_dir()
-        waves, _ = cam_v2s.speech_sample(folder, n_source, seed)
-        if len(x_fit) > n_target:
-            x_fit = x_fit[np.sort(np.random.default_rng(seed).permutation(len(x_fit))[:n_target])]
-        return cls(am, waves, x_fit, seed=seed, source=str(folder))
+        folder = speech_dir or probes.default_speech_dir()
+        waves, _ = probes.speech_sample(folder, n_source, seed)
+        return cls(am, waves, probes.subsample(x_fit, n_target, seed), seed=seed, source=str(folder))
 
     def value(self) -> float:
         """SWD between source-speech logits and the logits of the currently reprogrammed target series."""
-        import cam_v2s
-
         if self._source_logits is None or self.am.trainable:
-            self._source_logits = cam_v2s.am_logits(self.am, self.source_waves)
-        target = cam_v2s.am_logits(self.am, cam_v2s.reprogram(self.model, self.target_tiled))
-        return utils.sliced_wasserstein_distance(self._source_logits, target, self.n_projections, self.seed)
+            self._source_logits = probes.am_logits(self.am, self.source_waves)
+        return probes.swd(self.am, self._source_logits, self.target_tiled, probes.program_of(self.model),
+                          self.n_projections, self.seed)
 
     def on_epoch_end(self, epoch, logs=None):
         logs["swd"] = self.value()  # Keras' progress line and History pick it up
 
     def describe(self) -> dict:
         return {"source": self.source, "n_source": len(self.source_waves), "n_target": len(self.target_tiled),
-                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": "AM logits (36)"}
-
-
-def plot_history(record: dict, path: str) -> None:
-    """Accuracy, cross-entropy (and SWD if recorded) per epoch for fit, validation (and test if monitored),
-    the chosen epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    history = record["history"]
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    metrics = ("accuracy", "ce", "swd") if "swd" in history else ("accuracy", "ce")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
-    for ax, metric in zip(axes, metrics):
-        for prefix, label in (("", "fit"), ("val_", "validation"), ("test_", "test")):
-            if prefix + metric in history:
-                ax.plot(epochs, history[prefix + metric], label=label, **({"marker": "."} if metric == "swd" else {}))
-        ax.axvline(record["selection"]["epoch"], color="grey", linestyle=":", label="chosen epoch")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel({"ce": "cross-entropy", "swd": "sliced Wasserstein distance (logits)"}.get(metric, metric))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    test = record["metrics"]["test"]["accuracy"]
-    fig.suptitle(f"{record['run']}  (test accuracy {test:.4f})", fontsize=9)
-    fig.tight_layout()
-    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": f"AM logits ({N_SOURCE})"}

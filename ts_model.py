@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import keras
 import numpy as np
 
+from settings import N_SOURCE
 from utils import WAVE_LEN, V2SError
-
-N_SOURCE = 36  # output classes of every source acoustic model
 TFA = "tfa"  # the --mod of the paper's TFa baseline
 V2S_MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
 MODS = {**V2S_MODS, TFA: "TFa baseline: no program, AM fine-tuned with a dense head"}
@@ -92,6 +94,16 @@ def label_mapping(n_classes: int, per_class: int, kind: str = "first", seed: int
     return sources.reshape(n_classes, per_class).tolist()
 
 
+def many_to_one(n_classes: int, per_class: int | None = None, kind: str = "first",
+                seed: int = 0) -> tuple[int, list[list[int]]]:
+    """The many-to-one label map of a run: (source classes per target, the K groups of `label_mapping`).
+
+    per_class None (or 0): the maximal map, floor(36 / K) sources per target (the paper's default).
+    """
+    per_class = per_class or N_SOURCE // n_classes
+    return per_class, label_mapping(n_classes, per_class, kind, seed)
+
+
 def mapping_matrix(groups: list[list[int]]) -> np.ndarray:
     """(36, K) matrix whose column t averages the source probabilities of target t's group."""
     matrix = np.zeros((N_SOURCE, len(groups)), dtype=np.float32)
@@ -100,81 +112,110 @@ def mapping_matrix(groups: list[list[int]]) -> np.ndarray:
     return matrix
 
 
-def _keras():
-    import keras
+class MaskSpec(NamedTuple):
+    """The recipe of the paper's mask M: `program_mask(length, segments, offset)` (saved instead of the
+    16000 values)."""
 
-    return keras
+    length: int
+    segments: int
+    offset: int
 
-
-def _layers():
-    keras = _keras()
-
-    @keras.saving.register_keras_serializable(package="v2s")
-    class ARTLayer(keras.layers.Layer):
-        """Adds the trainable program theta to a waveform: x + M * dropout(theta).
-
-        theta has 16000 values (stored as (16000, 1) like the original, glorot-uniform), an L2
-        penalty `l2 * sum(theta**2)` and dropout on theta during training only. With a mask, theta
-        is zero where the series copies sit (the paper's eq. 1; the original code built the mask
-        but never applied it).
-
-        Input and output shape: (batch, 16000) samples at 16 kHz.
-        """
-
-        def __init__(self, dropout=0.4, l2=0.04, mask=None, **kwargs):
-            super().__init__(**kwargs)
-            self.dropout = float(dropout)
-            self.l2 = float(l2)
-            self.mask = None if mask is None else np.asarray(mask, np.float32).tolist()
-            self.seed_generator = keras.random.SeedGenerator()
-
-        def build(self, input_shape):
-            self.theta = self.add_weight(
-                name="theta", shape=(WAVE_LEN, 1), initializer="glorot_uniform",
-                regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
-            self.mask_tensor = None if self.mask is None else keras.ops.convert_to_tensor(np.asarray(self.mask, np.float32))
-
-        def program(self, training=False):
-            """The additive program M * dropout(theta), shape (16000,)."""
-            theta = keras.ops.reshape(self.theta, (WAVE_LEN,))
-            if training and self.dropout > 0:
-                theta = keras.random.dropout(theta, self.dropout, seed=self.seed_generator)
-            if self.mask_tensor is not None:
-                theta = theta * self.mask_tensor
-            return theta
-
-        def call(self, x, training=False):
-            return x + self.program(training)[None, :]
-
-        def get_config(self):
-            return {**super().get_config(), "dropout": self.dropout, "l2": self.l2, "mask": self.mask}
-
-    @keras.saving.register_keras_serializable(package="v2s")
-    class LabelMap(keras.layers.Layer):
-        """Many-to-one label map: target probability = mean of its source classes' probabilities.
-
-        Input (batch, 36) source probabilities, output (batch, K), not renormalised (as the original).
-        """
-
-        def __init__(self, groups, **kwargs):
-            super().__init__(**kwargs)
-            self.groups = [list(map(int, g)) for g in groups]
-            self.matrix = keras.ops.convert_to_tensor(mapping_matrix(self.groups))
-
-        def call(self, probs):
-            return keras.ops.matmul(probs, self.matrix)
-
-        def get_config(self):
-            return {**super().get_config(), "groups": self.groups}
-
-    return ARTLayer, LabelMap
+    def array(self) -> np.ndarray:
+        return program_mask(self.length, self.segments, self.offset)
 
 
-ARTLayer, LabelMap = _layers()
+def _as_mask(mask) -> MaskSpec | np.ndarray | None:
+    """None, a `MaskSpec` (also from its saved dict or a (length, segments, offset) triple), or an explicit
+    (16000,) float32 array (saved configs before `MaskSpec` held the 16000 values)."""
+    if mask is None or isinstance(mask, MaskSpec):
+        return mask
+    if isinstance(mask, dict):
+        return MaskSpec(**mask)
+    if len(mask) == len(MaskSpec._fields):
+        return MaskSpec(*mask)
+    values = np.asarray(mask, np.float32)
+    if values.shape != (WAVE_LEN,):
+        raise V2SError(f"a program mask has {WAVE_LEN} values (or is a MaskSpec), got shape {values.shape}")
+    return values
+
+
+@keras.saving.register_keras_serializable(package="v2s")
+class ARTLayer(keras.layers.Layer):
+    """Adds the trainable program theta to a waveform: x + M * dropout(theta).
+
+    theta has 16000 values (stored as (16000, 1) like the original, glorot-uniform), an L2
+    penalty `l2 * sum(theta**2)` and dropout on theta during training only. With a mask, theta
+    is zero where the series copies sit (the paper's eq. 1; the original code built the mask
+    but never applied it).
+
+    Args:
+        dropout: float, the dropout RATE on theta (training only); default 0.4.
+        l2: float, the L2 weight on theta; default 0.04.
+        mask: None (no mask), a `MaskSpec` (length, segments, offset), saved as those three numbers and
+            rebuilt on load, or an explicit (16000,) array of 0/1 (saved as its values, as configs written
+            before `MaskSpec` are, which still load).
+
+    Input and output shape: (batch, 16000) samples at 16 kHz.
+    """
+
+    def __init__(self, dropout=0.4, l2=0.04, mask=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = float(dropout)
+        self.l2 = float(l2)
+        self.mask = _as_mask(mask)
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def build(self, input_shape):
+        self.theta = self.add_weight(
+            name="theta", shape=(WAVE_LEN, 1), initializer="glorot_uniform",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+        values = self.mask.array() if isinstance(self.mask, MaskSpec) else self.mask
+        self.mask_tensor = None if values is None else keras.ops.convert_to_tensor(values)
+
+    def program(self, training=False):
+        """The additive program M * dropout(theta), shape (16000,)."""
+        theta = keras.ops.reshape(self.theta, (WAVE_LEN,))
+        if training and self.dropout > 0:
+            theta = keras.random.dropout(theta, self.dropout, seed=self.seed_generator)
+        if self.mask_tensor is not None:
+            theta = theta * self.mask_tensor
+        return theta
+
+    def call(self, x, training=False):
+        return x + self.program(training)[None, :]
+
+    def get_config(self):
+        if isinstance(self.mask, MaskSpec):
+            mask = self.mask._asdict()
+        else:
+            mask = None if self.mask is None else self.mask.tolist()
+        return {**super().get_config(), "dropout": self.dropout, "l2": self.l2, "mask": mask}
+
+
+@keras.saving.register_keras_serializable(package="v2s")
+class LabelMap(keras.layers.Layer):
+    """Many-to-one label map: target probability = mean of its source classes' probabilities.
+
+    Args:
+        groups: K lists of source-class indices (`label_mapping`).
+
+    Input (batch, 36) source probabilities, output (batch, K), not renormalised (as the original).
+    """
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = [list(map(int, g)) for g in groups]
+        self.matrix = keras.ops.convert_to_tensor(mapping_matrix(self.groups))
+
+    def call(self, probs):
+        return keras.ops.matmul(probs, self.matrix)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
 
 
 def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1", dropout: float = 0.4,
-              l2: float = 0.04, mask: np.ndarray | None = None):
+              l2: float = 0.04, mask: MaskSpec | np.ndarray | None = None):
     """Wrap a source AM (waveform (n, 16000) -> probabilities (n, 36)) into a V2S classifier.
 
     Args:
@@ -182,10 +223,10 @@ def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1"
             unchanged by fit), mod 2 trains it too.
         groups: the label map (see `label_mapping`); ignored for mod 0.
         mod: "0" one-to-one (output (n, 36)), "1" V2S, "2" V2S with the AM fine-tuned.
+        dropout, l2, mask: of the program layer (`ARTLayer`): rate, L2 weight, None / `MaskSpec` / array.
     Returns:
         an uncompiled Keras model: waveform (n, 16000) -> class probabilities (n, K) or (n, 36).
     """
-    keras = _keras()
     mod = str(mod)
     if mod not in V2S_MODS:
         raise V2SError(f"unknown --mod {mod}: use " + ", ".join(f"{k} ({v})" for k, v in V2S_MODS.items())
@@ -206,7 +247,7 @@ def build_tfa(am, n_classes: int):
     No program and no label map. The input is the series placed in the window as V2S places it
     (`tile_segments` with one copy and the run's offset). The added layer `tfa_head`,
     Dense(n_classes, softmax), sits on the AM's 36-way softmax output (the literal "added dense
-    layer" of the paper), so the AM stays whole and its logits remain readable (`cam_v2s.am_logits`).
+    layer" of the paper), so the AM stays whole and its logits remain readable (`probes.am_logits`).
 
     Args:
         am: the source acoustic model, waveform (n, 16000) -> probabilities (n, 36). It is made
@@ -215,7 +256,6 @@ def build_tfa(am, n_classes: int):
     Returns:
         an uncompiled Keras model `tfa`: waveform (n, 16000) -> class probabilities (n, K).
     """
-    keras = _keras()
     am.trainable = True
     waveform = keras.Input(shape=(WAVE_LEN,), name="waveform")
     source_probs = am(waveform)

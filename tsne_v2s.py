@@ -20,9 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+import probes
+import reporting
+import runs
 import utils
 import validation
-from utils import PROJECT_DIR, V2SError
+from settings import DEFAULT_OFFSET
+from utils import V2SError
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
@@ -60,7 +64,6 @@ def tfa_logits(path, waveforms: np.ndarray) -> np.ndarray:
     """
     import keras
 
-    import cam_v2s
     import speech_models  # noqa: F401  (registers the AM's custom layers for deserialisation)
     import ts_model  # noqa: F401
 
@@ -73,17 +76,13 @@ def tfa_logits(path, waveforms: np.ndarray) -> np.ndarray:
         model = keras.saving.load_model(str(path), compile=False)
     except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
         raise V2SError(f"--tfa-weight {path}: cannot load ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    return cam_v2s.am_logits(cam_v2s.find_am(model), waveforms)
+    return probes.am_logits(probes.find_am(model), waveforms)
 
 
 def plot_tsne(panels: list[tuple[str, np.ndarray | None, float]], labels: np.ndarray, class_names: list[str],
               title: str, path) -> None:
     """One row of panels; each (title, (n, 2) embedding or None for a note, silhouette). Writes a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = reporting.pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2))
     colours = plt.get_cmap("tab10")
     for ax, (name, embedding, score) in zip(np.atleast_1d(axes), panels):
@@ -99,9 +98,7 @@ def plot_tsne(panels: list[tuple[str, np.ndarray | None, float]], labels: np.nda
         ax.set(title=f"{name}\nsilhouette (logits) {score:.2f}", xlabel="t-SNE 1", ylabel="t-SNE 2")
         ax.legend(fontsize=7, title="target class", title_fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    utils.atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
+    reporting.save_figure(fig, path, dpi=80)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,14 +112,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "reads 'no TFa model given'")
     parser.add_argument("--tfa-seg", type=int, default=1,
                         help="copies of the series tiled into the window for the TFa input (1: zero-padded, as the paper's TFa)")
-    parser.add_argument("--tfa-offset", type=int, default=448,
+    parser.add_argument("--tfa-offset", type=int, default=DEFAULT_OFFSET,
                         help="zero samples before the series in the TFa input: the --offset the TFa run was trained with "
                              "(v2s_main.py's default 448)")
     parser.add_argument("--dataset", default=None, help="optional check: the run's dataset; a different one is an error")
     parser.add_argument("--mapping", type=int, default=None, help="optional check: the run's mapping number")
     parser.add_argument("--net", default=None, help="optional check: the run's AM (0/v2sa, 3/v2su)")
     parser.add_argument("--data-dir", default=None, help="where to read the dataset (default: as recorded in the run)")
-    parser.add_argument("--max-series", type=int, default=1000,
+    parser.add_argument("--max-series", type=int, default=probes.N_TARGET_SERIES,
                         help="use at most this many TRAIN series (a seeded sample); 0 = all")
     parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped at (n-1)/3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the t-SNE and the series sample")
@@ -147,19 +144,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     utils.setup_tensorflow(seed=args.seed)
-    import cam_v2s
     import ts_model
 
-    model, record, data = cam_v2s.load_checked_run(args.weight, args.dataset, args.mapping, args.net, args.data_dir,
-                                                   args.weight_dir, args.results_dir)
-    x, y = data.x_train, data.y_train
-    if args.max_series and len(y) > args.max_series:
-        keep = np.sort(np.random.default_rng(args.seed).permutation(len(y))[:args.max_series])
-        x, y = x[keep], y[keep]
-    tiled = cam_v2s.tile_for_run(record, x)
-    am = cam_v2s.find_am(model)
-    logits = {"zero program": cam_v2s.am_logits(am, tiled),
-              "V2S (trained program)": cam_v2s.am_logits(am, cam_v2s.reprogram(model, tiled))}
+    model, record, data = runs.load_run(args.weight, args.weight_dir, args.results_dir, args.data_dir,
+                                        dataset=args.dataset, mapping=args.mapping, net=args.net)
+    keep = probes.subset_indices(len(data.y_train), args.max_series, args.seed)
+    x, y = data.x_train[keep], data.y_train[keep]
+    tiled = runs.tile_for_run(record, x)
+    am = probes.find_am(model)
+    logits = {"zero program": probes.am_logits(am, tiled),
+              "V2S (trained program)": probes.am_logits(am, probes.reprogram(model, tiled))}
     if args.tfa_weight:
         logits["TFa (fine-tuned AM)"] = tfa_logits(args.tfa_weight, ts_model.tile_segments(x, args.tfa_seg, args.tfa_offset))
     panels = []
@@ -170,7 +164,7 @@ def main(argv=None) -> int:
     if not args.tfa_weight:
         panels.append(("(3) TFa", None, float("nan")))
     class_names = [f"{k} (label {v})" for k, v in enumerate(data.label_values)]
-    out = Path(args.out) if args.out else Path(args.results_dir or PROJECT_DIR / "results") / f"{record['run']}_tsne.png"
+    out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_tsne.png"
     plot_tsne(panels, y, class_names, f"t-SNE of the AM's logits on {data.name} TRAIN ({len(y)} series), run {record['run']}",
               out)
     print(f"figure={out}")

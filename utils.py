@@ -184,36 +184,3 @@ def code_commit() -> str | None:
         return None
     return head.stdout.strip() + ("+changes" if dirty else "")
 
-
-def sliced_wasserstein_distance(a, b, n_projections: int = 1000, seed: int = 0, p: int = 2) -> float:
-    """Sliced Wasserstein-p distance between two samples, each point weighted equally (POT).
-
-    The paper's empirical stand-in for W1 in Theorem 1 (Sec. 4, Table 3): both samples are
-    projected on `n_projections` random unit directions (drawn with `seed`, so the value is
-    repeatable) and the 1-D Wasserstein-p distances are averaged: (mean_k W_p^p)^(1/p).
-
-    Args:
-        a: (n, d) array, e.g. the AM's logits (36 source classes) on n source clips.
-        b: (m, d) array in the same d-dimensional space (m need not equal n).
-        n_projections: random directions (the paper used 1,000).
-        seed: seed of the directions.
-        p: order of the distance (2: the sliced Wasserstein-2 distance of Kolouri et al. 2018).
-
-    Returns:
-        the distance, in the units of the samples (logit units for logits). A translation by a
-        vector v gives |v| / sqrt(d) for p = 2 (exactly |v| in one dimension).
-    """
-    import numpy as np
-    import ot
-
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a = a[:, None] if a.ndim == 1 else a
-    b = b[:, None] if b.ndim == 1 else b
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise V2SError(f"sliced Wasserstein distance needs two (n, d) samples of the same d, got {a.shape} and {b.shape}")
-    if len(a) == 0 or len(b) == 0:
-        raise V2SError("sliced Wasserstein distance of an empty sample")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise V2SError("sliced Wasserstein distance: the samples hold NaN or infinite values")
-    return float(ot.sliced_wasserstein_distance(a, b, n_projections=n_projections, p=p, seed=seed))

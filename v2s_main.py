@@ -15,6 +15,7 @@ import argparse
 
 import utils
 import validation
+from settings import DEFAULT_OFFSET
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
     parser.add_argument("--seg", type=int, default=1,
                         help="copies of the series tiled into the 16000-sample window, from the start at equal intervals")
-    parser.add_argument("--offset", type=int, default=448,
+    parser.add_argument("--offset", type=int, default=DEFAULT_OFFSET,
                         help="zero samples before the first copy. 448 puts the series where the original's AM saw it: "
                              "its kapre-0.1 STFT padded 448 samples on the left ('same'), today's weights expect none, "
                              "so at 0 the series falls on the edge of the first Hann window and is nearly invisible")

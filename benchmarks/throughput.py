@@ -98,6 +98,7 @@ def bench_shape(am, length, args):
     import multi_program
     import training
     import ts_model
+    from settings import ProgramSetting
 
     P, B, k = args.programs, 32, args.steps_per_round
     n = B * k  # one fit() epoch = one round of k steps
@@ -109,7 +110,7 @@ def bench_shape(am, length, args):
     # --- equality on one batch (no dropout: the same function) -----------------------------------------
     naive = build_naive(am, groups, 0.0, 0.04)
     fast = fast_am.accelerate_v2s(naive)
-    settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.0, "groups": groups}, 2, 0.04) for p in range(P)]
+    settings = [ProgramSetting(seed=p, dropout=0.0, offset=0, groups=groups) for p in range(P)]  # x tiled at 0
     stack = multi_program.ProgramStack(am, 2, settings, length)
     xb, yb = tf.constant(x[:B]), tf.constant(y[:B])
     thetas = rng.uniform(-0.05, 0.05, (P, 16000)).astype(np.float32)
@@ -137,7 +138,7 @@ def bench_shape(am, length, args):
     training.compile_model(model_a, 0.05, 0.48, steps_per_execution=1)  # plain fit: Keras' default
     model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04))
     training.compile_model(model_b, 0.05, 0.48)  # as v2s_main.py compiles it
-    settings = [multi_program._setting_defaults({"seed": p, "dropout": 0.4, "groups": groups}, 2, 0.04) for p in range(P)]
+    settings = [ProgramSetting(seed=p, dropout=0.4, offset=0, groups=groups) for p in range(P)]
     stack = multi_program.ProgramStack(am, 2, settings, length)
     orders_rng = np.random.default_rng(2)
 

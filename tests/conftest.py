@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet single-process TensorFlow, paths to ../shared, one real AM per session."""
+"""Shared test set-up: the project on sys.path, quiet TensorFlow set up before any test imports it, and the
+fixtures. Helpers (paths, tiny AMs, toy data) are in helpers.py."""
 
 import sys
 
@@ -11,6 +12,8 @@ import utils  # noqa: E402  (sets TF's environment before TensorFlow is imported
 
 utils.setup_tensorflow()
 
+from helpers import make_tiny_am  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def original_v2sa():
@@ -21,26 +24,6 @@ def original_v2sa():
 
     model, info = speech_models.load_am("v2sa", am_weights=str(AM_FILE))
     return model, info
-
-
-def make_tiny_am(seed: int = 0):
-    """A small randomly initialised stand-in AM with the real interface and a BatchNorm layer.
-
-    waveform (n, 16000) -> strided conv -> BatchNorm -> pooled -> softmax (n, 36).
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    wave = keras.Input(shape=(16000,))
-    x = keras.layers.Reshape((16000, 1))(wave)
-    x = keras.layers.Conv1D(8, 400, strides=160, activation="relu", name="conv")(x)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.GlobalAveragePooling1D()(x)
-    out = keras.layers.Dense(36, activation="softmax", name="output")(x)
-    return keras.Model(wave, out, name="tiny_am")
-
-
-TINY_AM_INFO = {"name": "tiny_am", "path": None, "sha256": None, "source": "test", "original": False}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 import baselines
 import ts_dataloader
@@ -56,9 +56,35 @@ def test_minirocket_separates_a_clearly_separable_dataset_and_reports_its_method
     assert result["seed"] == 0
 
 
+@pytest.fixture(scope="module")
+def noisy(toy_dir):
+    """`Toy` with noise as large as the signal, so the TEST decisions are not all clear-cut."""
+    data = ts_dataloader.load_dataset("Toy", toy_dir, download=False)
+    rng = np.random.default_rng(1)
+    data.x_train = data.x_train + rng.normal(size=data.x_train.shape)
+    data.x_test = data.x_test + rng.normal(size=data.x_test.shape)
+    return data
+
+
 @needs_aeon
-def test_minirocket_with_the_same_seed_gives_the_same_accuracy(toy):
-    assert baselines.minirocket(toy, seed=3)["accuracy"] == baselines.minirocket(toy, seed=3)["accuracy"]
+def test_minirocket_with_the_same_seed_gives_the_same_decision_scores(noisy, monkeypatch):
+    """The ridge decision scores on TEST, not only the accuracy, repeat with the seed; another seed changes
+    them (so the comparison can fail)."""
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
+    scores = []
+    predict = MiniRocketClassifier._predict
+
+    def recording(self, x):
+        scores.append(self.pipeline_.decision_function(x))
+        return predict(self, x)
+
+    monkeypatch.setattr(MiniRocketClassifier, "_predict", recording)
+    first, again, other = (baselines.minirocket(noisy, seed=s) for s in (3, 3, 4))
+    assert len(scores) == 3
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert first["accuracy"] == again["accuracy"]
+    assert not np.allclose(scores[0], scores[2])
 
 
 def test_minirocket_without_aeon_says_how_to_install_it(toy, monkeypatch):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import UCR_DIR, needs
+from helpers import UCR_DIR, needs
 
 import ts_dataloader as dl
 from utils import V2SError

@@ -3,6 +3,7 @@
 import pytest
 
 import fidelity
+from settings import DEFAULT_OFFSET
 
 
 def row(schedule, seg, dropout, val_ce, at_val, best, mapping="maximal", dataset="Toy", seed=0):
@@ -13,12 +14,13 @@ def row(schedule, seg, dropout, val_ce, at_val, best, mapping="maximal", dataset
 def test_the_stacks_cover_schedule_segments_dropout_and_a_one_source_map():
     original = fidelity.settings_for("original", n_classes=2, length=100, seed=0)
     const = fidelity.settings_for("const", n_classes=2, length=100, seed=0)
-    assert [(s["seg"], s["dropout"], s["map"]) for s in const] == [(1, 0.0, "maximal"), (1, 0.4, "maximal"),
-                                                                   (10, 0.0, "maximal"), (10, 0.4, "maximal")]
-    assert len(original) == 5 and original[-1]["map"] == "one" and original[-1]["seg"] == 10
-    assert [len(g) for g in original[0]["groups"]] == [18, 18] and [len(g) for g in original[-1]["groups"]] == [1, 1]
+    assert [(s.seg, s.dropout, name) for s, name in const] == [(1, 0.0, "maximal"), (1, 0.4, "maximal"),
+                                                               (10, 0.0, "maximal"), (10, 0.4, "maximal")]
+    assert all(s.offset == DEFAULT_OFFSET for s, _ in original + const)
+    assert len(original) == 5 and original[-1][1] == "one" and original[-1][0].seg == 10
+    assert [len(g) for g in original[0][0].groups] == [18, 18] and [len(g) for g in original[-1][0].groups] == [1, 1]
     long_series = fidelity.settings_for("const", n_classes=2, length=2000, seed=0)  # 10 copies do not fit
-    assert {s["seg"] for s in long_series} == {1}
+    assert {s.seg for s, _ in long_series} == {1}
 
 
 def test_protocols_choose_on_validation_or_on_test_from_the_same_runs():

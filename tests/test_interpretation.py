@@ -1,61 +1,26 @@
 """Interpretation tools: Grad-CAM (cam_v2s.py), logits and t-SNE (tsne_v2s.py), sliced Wasserstein distance
-(utils, training.SWDCallback, swd_table.py). Tiny models where the real AM is not needed."""
+(probes, training.SWDCallback, swd_table.py). Tiny models where the real AM is not needed."""
 
 import dataclasses
 import json
 
 import numpy as np
 import pytest
-from conftest import AM_FILE, SPEECH_DIR, TINY_AM_INFO, make_tiny_am, needs
+from helpers import (AM_FILE, SPEECH_DIR, TINY_AM_INFO, assert_every_flag_is_explained, config, make_tiny_am,
+                     make_tiny_tf_am, needs, parser_of, waves, write_speech, write_toy)
 
 import cam_v2s
+import probes
+import runs
 import swd_table
 import training
+import ts_dataloader
 import ts_model
 import tsne_v2s
 import utils
 from utils import V2SError
 
 GSC_DIR = SPEECH_DIR / "gsc"
-
-
-def make_tiny_tf_am(seed=0):
-    """A small AM with the real one's interface on a (125 frames x 128 bins) plane.
-
-    waveform (n, 16000) -> `mel_stft` (n, 125, 128, 1) -> `conv2d` (4 ch) -> `conv2d_1` (1 ch)
-    -> attention over frames (`attSoftmax`) -> Dense(36, softmax) `output`.
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    wave = keras.Input(shape=(16000,))
-    mel = keras.layers.Reshape((125, 128, 1), name="mel_stft")(wave)
-    x = keras.layers.Conv2D(4, (5, 1), activation="relu", padding="same", name="conv2d")(mel)
-    x = keras.layers.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
-    seq = keras.layers.Reshape((125, 128))(x)
-    scores = keras.layers.Reshape((125,))(keras.layers.Dense(1)(seq))
-    weights = keras.layers.Softmax(name="attSoftmax")(scores)
-    context = keras.layers.Dot(axes=[1, 1])([weights, seq])
-    out = keras.layers.Dense(36, activation="softmax", name="output")(context)
-    return keras.Model(wave, out, name="tiny_tf_am")
-
-
-def waves(n=3, seed=0):
-    return np.random.default_rng(seed).normal(scale=0.3, size=(n, 16000)).astype(np.float32)
-
-
-def write_speech(folder, words=("yes", "no", "up"), per_word=3, seed=0):
-    """A Speech-Commands-layout folder of short noise-and-tone WAVs at 16 kHz."""
-    from scipy.io import wavfile
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(words):
-        (folder / word).mkdir(parents=True, exist_ok=True)
-        for i in range(per_word):
-            clip = 0.3 * np.sin(2 * np.pi * (200 + 150 * k) * t) + 0.05 * rng.normal(size=16000)
-            wavfile.write(folder / word / f"clip{i}.wav", 16000, (clip * 20000).astype(np.int16))
-    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,16 +30,16 @@ def write_speech(folder, words=("yes", "no", "up"), per_word=3, seed=0):
 class TestSlicedWasserstein:
     def test_a_sample_with_itself_is_zero(self):
         x = np.random.default_rng(0).normal(size=(300, 36))
-        assert utils.sliced_wasserstein_distance(x, x) == pytest.approx(0.0, abs=1e-12)
+        assert probes.sliced_wasserstein_distance(x, x) == pytest.approx(0.0, abs=1e-12)
 
     def test_one_dimensional_shift_by_d_is_exactly_d(self):
         x = np.random.default_rng(0).normal(size=500)
-        assert utils.sliced_wasserstein_distance(x, x + 2.5) == pytest.approx(2.5, rel=1e-9)
+        assert probes.sliced_wasserstein_distance(x, x + 2.5) == pytest.approx(2.5, rel=1e-9)
 
     def test_two_gaussians_shifted_by_d_in_1d(self):
         rng = np.random.default_rng(1)
         a, b = rng.normal(size=(4000, 1)), rng.normal(loc=3.0, size=(4000, 1))
-        assert utils.sliced_wasserstein_distance(a, b) == pytest.approx(3.0, abs=0.1)
+        assert probes.sliced_wasserstein_distance(a, b) == pytest.approx(3.0, abs=0.1)
 
     def test_two_gaussians_shifted_by_v_in_36_dims_give_norm_over_sqrt_dim(self):
         """SW2 of a translation by v is sqrt(E[(theta.v)^2]) = |v| / sqrt(d) for random unit directions."""
@@ -82,17 +47,17 @@ class TestSlicedWasserstein:
         v = np.zeros(36)
         v[:4] = 6.0  # |v| = 12, expected 12 / 6 = 2
         a, b = rng.normal(size=(2000, 36)), rng.normal(size=(2000, 36)) + v
-        assert utils.sliced_wasserstein_distance(a, b, n_projections=1000) == pytest.approx(2.0, rel=0.07)
-        assert utils.sliced_wasserstein_distance(a, a + v, n_projections=1000) == pytest.approx(2.0, rel=0.07)
+        assert probes.sliced_wasserstein_distance(a, b, n_projections=1000) == pytest.approx(2.0, rel=0.07)
+        assert probes.sliced_wasserstein_distance(a, a + v, n_projections=1000) == pytest.approx(2.0, rel=0.07)
 
     def test_seeded_projections_repeat(self):
         rng = np.random.default_rng(3)
         a, b = rng.normal(size=(100, 36)), rng.normal(size=(80, 36)) + 1
-        assert utils.sliced_wasserstein_distance(a, b, seed=4) == utils.sliced_wasserstein_distance(a, b, seed=4)
+        assert probes.sliced_wasserstein_distance(a, b, seed=4) == probes.sliced_wasserstein_distance(a, b, seed=4)
 
     def test_different_dimensions_are_a_clear_error(self):
         with pytest.raises(V2SError, match="same d"):
-            utils.sliced_wasserstein_distance(np.zeros((5, 36)), np.zeros((5, 10)))
+            probes.sliced_wasserstein_distance(np.zeros((5, 36)), np.zeros((5, 10)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +68,7 @@ class TestProbes:
     def test_logits_are_exact_pre_softmax_scores(self):
         am = make_tiny_tf_am()
         x = waves()
-        logits = cam_v2s.am_logits(am, x)
+        logits = probes.am_logits(am, x)
         assert logits.shape == (3, 36)
         softmax = np.exp(logits - logits.max(1, keepdims=True))
         np.testing.assert_allclose(softmax / softmax.sum(1, keepdims=True), am.predict(x, verbose=0), atol=1e-6)
@@ -112,13 +77,13 @@ class TestProbes:
         model = ts_model.build_v2s(make_tiny_am(), 2, [[0, 1], [2, 3]])
         tiled = ts_model.tile_segments(np.ones((2, 100), np.float32))
         theta = model.get_layer("art").theta.numpy()[:, 0]
-        np.testing.assert_allclose(cam_v2s.reprogram(model, tiled), tiled + theta[None, :], atol=1e-7)
+        np.testing.assert_allclose(probes.reprogram(model, tiled), tiled + theta[None, :], atol=1e-7)
 
     def test_series_are_tiled_as_the_run_was_trained(self):
         x = np.ones((2, 100), np.float32)
         record = {"config": {"seg": 2, "offset": 50}}
-        np.testing.assert_array_equal(cam_v2s.tile_for_run(record, x), ts_model.tile_segments(x, 2, 50))
-        assert cam_v2s.tile_for_run({"config": {"seg": 1}}, x)[0, :100].sum() == 100  # records without offset
+        np.testing.assert_array_equal(runs.tile_for_run(record, x), ts_model.tile_segments(x, 2, 50))
+        assert runs.tile_for_run({"config": {"seg": 1}}, x)[0, :100].sum() == 100  # records without offset
 
     @pytest.mark.parametrize("layer", ["conv2d", "conv2d_1"])
     def test_grad_cam_has_the_layers_time_frequency_shape_and_is_non_negative(self, layer):
@@ -131,7 +96,7 @@ class TestProbes:
         groups = [[0, 1, 2], [3, 4, 5]]
         model = ts_model.build_v2s(am, 2, groups)
         x = waves(4)
-        cam = cam_v2s.grad_cam(am, cam_v2s.reprogram(model, x), "conv2d", ts_model.mapping_matrix(groups))
+        cam = cam_v2s.grad_cam(am, probes.reprogram(model, x), "conv2d", ts_model.mapping_matrix(groups))
         predicted = model.predict(x, verbose=0)
         np.testing.assert_array_equal(cam.classes, predicted.argmax(1))
         np.testing.assert_allclose(cam.scores, predicted.max(1), rtol=1e-5)
@@ -173,7 +138,7 @@ class TestProbes:
         tfa = keras.Model(wave, keras.layers.Dense(2, activation="softmax")(am(wave)))
         tfa.save(tmp_path / "tfa.keras")
         np.testing.assert_allclose(tsne_v2s.tfa_logits(tmp_path / "tfa.keras", waves(2)),
-                                   cam_v2s.am_logits(am, waves(2)), atol=1e-5)
+                                   probes.am_logits(am, waves(2)), atol=1e-5)
         (tmp_path / "tfa.h5").write_bytes(b"not a model")
         with pytest.raises(V2SError, match=r"\.keras"):
             tsne_v2s.tfa_logits(tmp_path / "tfa.h5", waves(1))
@@ -184,8 +149,6 @@ class TestProbes:
 
 
 def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeypatch):
-    from test_training import config, write_toy
-
     write_toy(tmp_path / "data")
     monkeypatch.setenv("V2S_SPEECH_DIR", str(write_speech(tmp_path / "speech")))
     cfg = config(tmp_path, eps=3, val_split=0.0, swd=True, plot=True)
@@ -200,23 +163,23 @@ def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeyp
     # the last value is the documented quantity for the kept (last-epoch) weights
     model = ts_model.build_v2s(make_tiny_am(), 2, record["label_mapping"]["groups"])
     model.load_weights(record["weights"])
-    speech, _ = cam_v2s.speech_sample(tmp_path / "speech", 400, cfg.seed)
-    import ts_dataloader
-
+    speech, _ = probes.speech_sample(tmp_path / "speech", 400, cfg.seed)
     data = ts_dataloader.load_dataset("Toy", tmp_path / "data")
     fit = ts_dataloader.validation_split(ts_model.tile_segments(data.x_train, cfg.seg, cfg.offset), data.y_train, 0.0,
                                          cfg.seed)[0]
-    am = cam_v2s.find_am(model)
-    expected = utils.sliced_wasserstein_distance(cam_v2s.am_logits(am, speech),
-                                                 cam_v2s.am_logits(am, cam_v2s.reprogram(model, fit)), 1000, cfg.seed)
+    am = probes.find_am(model)
+    expected = probes.sliced_wasserstein_distance(probes.am_logits(am, speech),
+                                                  probes.am_logits(am, probes.reprogram(model, fit)), 1000, cfg.seed)
     assert swd[-1] == pytest.approx(expected, rel=1e-4)
+    assert probes.swd(am, probes.am_logits(am, speech), fit, probes.program_of(model), 1000, cfg.seed) == \
+        pytest.approx(expected, rel=1e-12)
 
 
 def test_swd_without_a_speech_folder_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("V2S_SPEECH_DIR", raising=False)
-    monkeypatch.setattr(cam_v2s, "DEFAULT_SPEECH_DIR", cam_v2s.DEFAULT_SPEECH_DIR / "absent")
+    monkeypatch.setattr(probes, "DEFAULT_SPEECH_DIR", probes.DEFAULT_SPEECH_DIR / "absent")
     with pytest.raises(V2SError, match="--speech-dir"):
-        cam_v2s.speech_sample(None)
+        probes.speech_sample(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,10 +189,6 @@ def test_swd_without_a_speech_folder_is_a_clear_error(monkeypatch):
 @pytest.fixture(scope="module")
 def saved_run(original_v2sa, tmp_path_factory):
     """weight/<run>.weights.h5 + results/<run>.json of an untrained V2Sa-based V2S on a toy dataset."""
-    from test_training import write_toy
-
-    import ts_dataloader
-
     root = tmp_path_factory.mktemp("run")
     write_toy(root / "data", n_train=12, n_test=6)
     data = ts_dataloader.load_dataset("Toy", root / "data")
@@ -243,24 +202,19 @@ def saved_run(original_v2sa, tmp_path_factory):
     record = {"run": run, "config": {**dataclasses.asdict(cfg), "dropout": cfg.dropout, "mapping": 18},
               "dataset": data.describe(),
               "label_mapping": {"type": "first", "per_class": 18, "groups": groups,
-                                "groups_named": [[training._source_name(s) for s in g] for g in groups]},
+                                "groups_named": [[runs.source_name(s) for s in g] for g in groups]},
               "am": dataclasses.asdict(info), "metrics": {"test": {"accuracy": 0.5}}}
     utils.atomic_write_json(root / "results" / f"{run}.json", record)
     return root, run
 
 
-@pytest.mark.parametrize("module, flags", [
-    (cam_v2s, ["--weight", "--dataset", "--mapping", "--net", "--layer", "--index", "--data-dir", "--audio", "--method"]),
-    (tsne_v2s, ["--weight", "--tfa-weight", "--dataset", "--mapping", "--net", "--data-dir", "--perplexity", "--seed"]),
-    (swd_table, ["--runs", "--speech-dir", "--n-speech", "--projections", "--seed", "--data-dir", "--name"]),
-])
-def test_help_explains_every_flag(module, flags, capsys):
+@pytest.mark.parametrize("module", [cam_v2s, tsne_v2s, swd_table])
+def test_help_explains_every_flag(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.parse_args(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in flags:
-        assert flag in text
+    assert_every_flag_is_explained(parser_of(module.parse_args), text)
     assert "(default:" in text
 
 

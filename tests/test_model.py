@@ -1,12 +1,18 @@
 """ts_model: segment tiling, the program layer, the label map, frozen and fine-tuned AMs."""
 
+import json
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
-from conftest import make_tiny_am
+from helpers import make_tiny_am
 
 import ts_model
 from utils import V2SError
+
+LEGACY = Path(__file__).resolve().parent / "data" / "legacy_v2s_mask.keras"  # written before MaskSpec
 
 
 class TestTiling:
@@ -139,10 +145,16 @@ class TestBuildV2S:
         model = ts_model.build_v2s(make_tiny_am(), 2, None, mod="0")
         assert model.output_shape == (None, 36)
 
-    def test_mod1_outputs_one_probability_per_target_class(self):
-        model = ts_model.build_v2s(make_tiny_am(), 3, [[0], [1], [2]], mod="1")
-        out = keras.ops.convert_to_numpy(model(np.zeros((2, 16000), np.float32)))
-        assert out.shape == (2, 3) and np.all(out > 0)
+    def test_mod1_outputs_the_am_on_x_plus_theta_through_the_label_map(self):
+        am = make_tiny_am()
+        groups = [[0, 5], [1, 7], [2, 30]]
+        model = ts_model.build_v2s(am, 3, groups, mod="1")
+        x = np.random.default_rng(2).normal(size=(2, 16000)).astype(np.float32)
+        theta = keras.ops.convert_to_numpy(model.get_layer("art").theta)[:, 0]
+        out = keras.ops.convert_to_numpy(model(x))
+        expected = keras.ops.convert_to_numpy(am(x + theta)) @ ts_model.mapping_matrix(groups)
+        assert out.shape == (2, 3)
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
 
     def test_predictions_are_deterministic_at_inference(self):
         model = ts_model.build_v2s(make_tiny_am(), 2, [[0, 1], [2, 3]], mod="1", dropout=0.4)
@@ -152,3 +164,48 @@ class TestBuildV2S:
     def test_unknown_mod_is_refused(self):
         with pytest.raises(V2SError, match="unknown --mod 7"):
             ts_model.build_v2s(make_tiny_am(), 2, [[0], [1]], mod="7")
+
+
+class TestSavedModels:
+    """The mask is saved as its recipe (`MaskSpec`: three numbers), and files written before that still load."""
+
+    def build(self, mask):
+        model = ts_model.build_v2s(make_tiny_am(), 2, [[0, 1, 2], [3, 4, 5]], "1", 0.4, 0.04, mask=mask)
+        model.get_layer("art").theta.assign(np.full((16000, 1), 0.05, np.float32))
+        return model
+
+    def test_a_saved_mask_is_three_numbers_and_comes_back_the_same(self, tmp_path):
+        model = self.build(ts_model.MaskSpec(100, 2, 448))
+        assert model.get_layer("art").get_config()["mask"] == {"length": 100, "segments": 2, "offset": 448}
+        model.save(tmp_path / "v2s.keras")
+        reloaded = keras.saving.load_model(tmp_path / "v2s.keras", compile=False)
+        x = np.random.default_rng(0).normal(size=(2, 16000)).astype(np.float32)
+        np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded.get_layer("art").program()),
+                                      0.05 * ts_model.program_mask(100, 2, 448))
+
+    def test_a_mask_given_as_values_is_kept_as_values(self):
+        values = ts_model.program_mask(100, 1, 0)
+        layer = self.build(values).get_layer("art")
+        assert layer.get_config()["mask"] == values.tolist()
+
+    def test_a_keras_file_from_before_mask_specs_loads_and_predicts_as_it_did(self):
+        config = json.loads(zipfile.ZipFile(LEGACY).read("config.json"))
+        art = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "ARTLayer")
+        assert len(art["config"]["mask"]) == 16000  # the old format: the mask's values
+        expected = json.loads(LEGACY.with_suffix(".json").read_text())["predictions"]
+        model = keras.saving.load_model(LEGACY, compile=False)
+        x = np.random.default_rng(0).normal(scale=0.3, size=(2, 16000)).astype(np.float32)
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("art").program()),
+                                      0.05 * ts_model.program_mask(100, 2, 448))
+
+    def test_weights_saved_before_mask_specs_load_into_a_model_built_with_one(self, tmp_path):
+        """The legacy file's weights (its model.weights.h5, the `.weights.h5` format) in today's model."""
+        (tmp_path / "old.weights.h5").write_bytes(zipfile.ZipFile(LEGACY).read("model.weights.h5"))
+        model = ts_model.build_v2s(make_tiny_am(seed=1), 2, [[0, 1, 2], [3, 4, 5]], "1", 0.4, 0.04,
+                                   mask=ts_model.MaskSpec(100, 2, 448))
+        model.load_weights(tmp_path / "old.weights.h5")
+        expected = json.loads(LEGACY.with_suffix(".json").read_text())["predictions"]
+        x = np.random.default_rng(0).normal(scale=0.3, size=(2, 16000)).astype(np.float32)
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SPEECH_DIR, needs
+from helpers import ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 
 import pretrain_am

@@ -4,6 +4,8 @@ or to choose (a seeded random V2Sa, so this runs on a clean clone)."""
 import numpy as np
 import pytest
 
+from settings import ProgramSetting
+
 
 @pytest.fixture(scope="module")
 def random_v2sa():
@@ -31,7 +33,7 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
     x, y = _series(28)
     fit, val, test = (x[:12], y[:12]), (x[12:20], y[12:20]), (x[20:], y[20:])
     flipped = (x[20:], 1 - y[20:])
-    settings = [{"seed": 0, "dropout": 0.4}, {"seed": 1, "dropout": 0.0, "seg": 3}]
+    settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=1, dropout=0.0, seg=3, offset=0)]
 
     def train(test_split):
         return multi_program.train_programs(random_v2sa, fit, val, settings, epochs=3, batch_size=6, seed=2,

@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
-from test_reproduce import ROWS, fake_runner
+from helpers import ROOT, ROWS, fake_runner
 
 import claims
 import reproduce
@@ -216,12 +215,12 @@ def test_a_stack_whose_worker_was_killed_is_left_for_the_next_run_not_recorded_a
 # ----------------------------------------------------------------------------------------------
 # v2s_main.py killed at any moment
 
-# v2s_main.py with the small stand-in AM of conftest (the rest of the program unchanged)
+# v2s_main.py with the small stand-in AM of helpers.py (the rest of the program unchanged)
 TINY_AM_MAIN = "\n".join([
     "import sys",
     f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]",
-    "import conftest, speech_models, utils, v2s_main",
-    "speech_models.load_am = lambda net, am_weights=None: (conftest.make_tiny_am(), dict(conftest.TINY_AM_INFO))",
+    "import helpers, speech_models, utils, v2s_main",
+    "speech_models.load_am = lambda net, am_weights=None: (helpers.make_tiny_am(), dict(helpers.TINY_AM_INFO))",
     "utils.run_cli(lambda: v2s_main.main(sys.argv[1:]))",
 ])
 PNG_END = b"IEND\xaeB`\x82"

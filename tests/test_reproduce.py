@@ -7,43 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import AM_FILE, ROOT, UCR_DIR, needs
+from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, needs, write_toy
 
 import reproduce
 import utils
-
-
-def fake_record(spec, val_ce, test_acc, test_curve=None):
-    """A run record as the sweep writes it; `test_curve` is its per-epoch TEST accuracy (default: flat)."""
-    return {"run": spec.name, "config": {"net": spec.net, "mod": spec.mod, "seed": spec.seed, "dr": spec.dr,
-                                         "seg": spec.seg, "fold": spec.fold, "folds": spec.folds},
-            "dataset": {"name": spec.dataset}, "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
-            "history": {"test_accuracy": list(test_curve or [test_acc] * spec.eps)},
-            "wall_time_s": {"total": 1.0}}
-
-
-def fake_runner(calls, fail=()):
-    """A stand-in for run_stack: per spec of the stack, writes a record whose scores depend on the setting;
-    fails for `fail` names (as run_stack does: an error record, and the sweep goes on)."""
-
-    def run(stack, out):
-        summaries = []
-        for spec in stack:
-            calls.append(spec.name)
-            if spec.name in fail:
-                utils.atomic_write_json(f"{out}/runs/{spec.name}.error.json", {"run": spec.name, "error": "boom"})
-                summaries.append({"run": spec.name, "ok": False, "error": "boom", "seconds": 0.0})
-                continue
-            record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5 + 0.01 * spec.seg)
-            utils.atomic_write_json(f"{out}/runs/{spec.name}.json", record)
-            summaries.append({"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"],
-                              "seconds": 0.0})
-        return summaries
-
-    return run
-
-
-ROWS = [{"ucr_name": "Toy", "length": 1000, "n_classes": 2}]
 
 
 def test_plan_covers_the_grid_and_leaves_out_segments_that_do_not_fit():
@@ -166,7 +133,7 @@ def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
 
 def test_the_ray_backend_runs_a_two_run_sweep_into_the_results_folder(tmp_path, monkeypatch):
     pytest.importorskip("ray")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the workers unpickle fake_runner from this module
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the workers unpickle helpers.fake_runner
     specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
     results = reproduce.execute(specs, str(tmp_path), jobs=2, programs=1, backend="ray", run_fn=fake_runner([]))
     assert sorted(r["run"] for r in results) == sorted(s.name for s in specs) and all(r["ok"] for r in results)
@@ -376,8 +343,6 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
 
 
 def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
-    from test_training import write_toy
-
     write_toy(tmp_path, name="MyToy")
     rows, skipped = reproduce.select_datasets("MyToy", str(tmp_path))
     assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import AM_FILE, ROOT, SPEECH_DIR, needs
+from helpers import AM_FILE, ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 

@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_AM_INFO, make_tiny_am
-from test_cli import assert_one_line_error, v2s_main
-from test_training import config, write_toy
+from helpers import TINY_AM_INFO, assert_one_line_error, config, make_tiny_am, v2s_main, write_toy
 
+import probes
+import runs
 import training
 import ts_model
 import tsne_v2s
+from settings import DEFAULT_OFFSET
 from utils import V2SError
 
 
@@ -52,10 +53,14 @@ def test_record_says_tfa_and_carries_validation_and_test_metrics(toy):
     assert saved["label_mapping"]["type"].startswith("none (TFa") and saved["label_mapping"]["groups"] is None
     assert saved["selection"]["criterion"] == "lowest validation loss (cross-entropy)"
     assert saved["selection"]["epoch"] == int(np.argmin(saved["history"]["val_ce"])) + 1
-    for split in ("train", "validation", "test"):
-        assert 0.0 <= saved["metrics"][split]["accuracy"] <= 1.0
+    chosen = saved["selection"]["epoch"] - 1
+    assert saved["metrics"]["validation"]["ce"] == pytest.approx(saved["history"]["val_ce"][chosen], rel=1e-5)
+    for split, n in (("train", saved["n_fit"]), ("validation", saved["n_validation"]), ("test", 20)):
+        correct = saved["metrics"][split]["accuracy"] * n  # a whole number of the split's series
+        assert correct == pytest.approx(round(correct), abs=1e-4), split
         assert saved["metrics"][split]["loss"] == pytest.approx(saved["metrics"][split]["ce"], rel=1e-5)  # no L2
-    assert saved["trainable_params"] == sum(int(np.prod(w.shape)) for w in make_tiny_am().trainable_weights) + 36 * 2 + 2
+    head = ts_model.build_tfa(make_tiny_am(), n_classes=2).get_layer("tfa_head").count_params()
+    assert saved["trainable_params"] == sum(int(np.prod(w.shape)) for w in make_tiny_am().trainable_weights) + head
     assert saved["weights"].endswith("Toy_net0_modtfa_eps2_seed5.keras")
 
 
@@ -79,23 +84,22 @@ def test_saved_model_loads_back_as_trained_and_tsne_reads_its_fine_tuned_am(toy)
     logits tsne_v2s reads from it are those of the AM trained in this process."""
     import keras
 
-    import cam_v2s
     import ts_dataloader
 
     am = make_tiny_am()
     record = run_tfa(toy, am=am)
     reloaded = keras.saving.load_model(record["weights"], compile=False)
     data = ts_dataloader.load_dataset("Toy", str(toy / "data"))
-    probs = reloaded.predict(ts_model.tile_segments(data.x_test, 1, 448), verbose=0)
+    probs = reloaded.predict(ts_model.tile_segments(data.x_test, 1, DEFAULT_OFFSET), verbose=0)
     ce = -np.mean(np.log(probs[np.arange(len(data.y_test)), data.y_test]))
     assert ce == pytest.approx(record["metrics"]["test"]["ce"], rel=1e-5)
     assert np.mean(probs.argmax(axis=1) == data.y_test) == pytest.approx(record["metrics"]["test"]["accuracy"])
-    waves = ts_model.tile_segments(data.x_train, 1, 448)
-    np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), cam_v2s.am_logits(am, waves),
+    waves = ts_model.tile_segments(data.x_train, 1, DEFAULT_OFFSET)
+    np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), probes.am_logits(am, waves),
                                rtol=1e-5, atol=1e-5)
 
 
 def test_v2s_tools_point_a_tfa_run_to_tsne(toy):
     record = run_tfa(toy)
     with pytest.raises(V2SError, match="is a TFa run .*--tfa-weight"):
-        training.find_run(record["run"], str(toy / "weight"), str(toy / "results"))
+        runs.find_run(record["run"], str(toy / "weight"), str(toy / "results"))

@@ -4,33 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_AM_INFO, make_tiny_am
+from helpers import TINY_AM_INFO, config, make_tiny_am, theta_of, write_toy
 
 import training
 from utils import V2SError
-
-
-def write_toy(root, name="Toy", n_train=24, n_test=20, seed=0, test_label_shift=0):
-    """Two classes of length-100 series: noisy sines and noisy square waves."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 4 * np.pi, 100)
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
-        labels = np.arange(n) % 2
-        if split == "TEST":
-            labels = (labels + test_label_shift) % 2
-        rows = [np.r_[label + 1, (np.sin(t) if label == 0 else np.sign(np.sin(t))) + 0.1 * rng.normal(size=100)]
-                for label in labels]
-        np.savetxt(folder / f"{name}_{split}.tsv", np.array(rows), delimiter="\t")
-    return root
-
-
-def config(tmp_path, **overrides):
-    settings = dict(dataset="Toy", data_dir=str(tmp_path / "data"), eps=3, seed=5, mapping=3,
-                    results_dir=str(tmp_path / "results"), weight_dir=str(tmp_path / "weight"), verbose=0, plot=False)
-    settings.update(overrides)
-    return training.V2SConfig(**settings)
 
 
 def run(cfg):
@@ -70,24 +47,7 @@ def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     assert honest["selection"] == flipped["selection"]
     assert honest["metrics"]["validation"] == flipped["metrics"]["validation"]
     assert honest["metrics"]["test"]["accuracy"] == pytest.approx(1 - flipped["metrics"]["test"]["accuracy"])
-    import h5py
-
-    def theta(record):
-        with h5py.File(record["weights"]) as f:
-            return np.concatenate([np.ravel(f[k][()]) for k in _datasets(f) if "art" in k])
-
-    np.testing.assert_array_equal(theta(honest), theta(flipped))
-
-
-def _datasets(group, prefix=""):
-    """The paths of every dataset in an HDF5 group."""
-    import h5py
-
-    for key, item in group.items():
-        if isinstance(item, h5py.Dataset):
-            yield f"{prefix}{key}"
-        else:
-            yield from _datasets(item, f"{prefix}{key}/")
+    np.testing.assert_array_equal(theta_of(honest["weights"]), theta_of(flipped["weights"]))
 
 
 def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restored(toy):
@@ -99,9 +59,14 @@ def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restore
 
 
 def test_reported_loss_is_cross_entropy_plus_the_l2_penalty_on_theta(toy):
-    record = run(config(toy, eps=1))
-    theta = record["metrics"]["train"]
-    assert theta["loss"] > theta["ce"]
+    """loss = ce + l2 * sum(theta**2) at the saved (chosen) program, on every split; with l2 = 0, loss = ce."""
+    record = run(config(toy, eps=2, l2=0.04))
+    theta = theta_of(record["weights"]).astype(np.float64)
+    penalty = 0.04 * np.sum(theta ** 2)
+    assert penalty > 1.0  # large enough that a missing or doubled term would show
+    for split in ("train", "validation", "test"):
+        scores = record["metrics"][split]
+        assert scores["loss"] == pytest.approx(scores["ce"] + penalty, rel=1e-5), split
     no_penalty = run(config(toy, eps=1, l2=0.0))["metrics"]["train"]
     assert no_penalty["loss"] == pytest.approx(no_penalty["ce"], rel=1e-5)
 
@@ -148,12 +113,6 @@ def test_random_map_is_recorded(toy):
     assert len(set(flat)) == 6 and record["label_mapping"]["type"] == "random"
 
 
-def test_a_failed_run_writes_nothing(toy):
-    with pytest.raises(V2SError):
-        run(config(toy, seg=200))
-    assert not (toy / "results").exists() or not list((toy / "results").iterdir())
-
-
 @pytest.mark.parametrize("field, value, named", [
     ("mapping", 0, "--mapping 0: must be at least 1"), ("dr", 12, r"--dr 12: must be in \[0, 10\)"),
     ("dr", -1, "--dr -1"), ("lr", -1.0, "--lr -1: must be greater than 0"), ("lr_decay", -0.1, "--lr-decay"),
@@ -180,3 +139,37 @@ def test_output_folders_are_checked_before_any_training(toy, monkeypatch):
         run(config(toy, results_dir=str(toy / "plain" / "results")))
     with pytest.raises(V2SError, match="--weight-dir .*plain is a file, not a folder"):
         run(config(toy, per=1, weight_dir=str(toy / "plain")))
+
+
+def _files(folder):
+    """Every file under `folder`, hidden temporaries included."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_run_that_fails_during_fit_writes_nothing(toy, monkeypatch):
+    """Nothing is written before training ends: a crash in epoch 2 leaves no record, weights or figure."""
+    def crash_in_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("crash in epoch 2")
+
+    monkeypatch.setattr(training.TestMonitor, "on_epoch_end", crash_in_epoch_2)
+    with pytest.raises(RuntimeError, match="crash in epoch 2"):
+        run(config(toy, plot=True))
+    assert _files(toy / "results") == [] and _files(toy / "weight") == []
+
+
+def test_a_file_that_fails_half_written_leaves_no_partial_file_and_no_record(toy, monkeypatch):
+    """The curves PNG fails after some bytes are written: the temporary file is removed, no PNG appears,
+    and the record (written last) is not written."""
+    import matplotlib.figure
+
+    def half_written(self, path, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        run(config(toy, plot=True))
+    assert _files(toy / "results") == []
+    assert [p.name for p in _files(toy / "weight")] == ["Toy_net0_mod1_map3first_seg1_dr4_eps3_seed5.weights.h5"]
