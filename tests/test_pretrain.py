@@ -1,5 +1,5 @@
-"""Specifications of pretrain_am.py's training mode: the speaker split, the corpus, a tiny end-to-end run,
-and V2S reprogramming with each shipped AM."""
+"""Specifications of pretrain_am.py's training mode (am_training): the speaker split, the corpus, a tiny
+end-to-end run, and V2S reprogramming with each shipped AM."""
 
 import json
 import os
@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SPEECH_DIR, needs
+from helpers import ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 
 import pretrain_am
 import speech_models as sm
+from am_training import corpus
 from utils import V2SError
 
 WEIGHT_DIR = ROOT / "weight"
@@ -28,49 +29,49 @@ def _write_wav(path: Path, freq: float, rate: int = 16000, seconds: float = 0.6)
 
 def _tiny_corpus(root: Path) -> Path:
     """yes/no/up clips of 6 speakers (tones), one of them listed in testing_list.txt."""
-    corpus = root / "corpus"
+    folder = root / "corpus"
     for s, speaker in enumerate(["aaaa0001", "bbbb0002", "cccc0003", "dddd0004", "eeee0005", "ffff0006"]):
         for w, word in enumerate(["yes", "no", "up"]):
-            _write_wav(corpus / word / f"{speaker}_nohash_0.wav", 200 + 150 * w + 10 * s)
-    (corpus / "testing_list.txt").write_text("yes/ffff0006_nohash_0.wav\n")
-    return corpus
+            _write_wav(folder / word / f"{speaker}_nohash_0.wav", 200 + 150 * w + 10 * s)
+    (folder / "testing_list.txt").write_text("yes/ffff0006_nohash_0.wav\n")
+    return folder
 
 
 # --- speakers and the split ------------------------------------------------------------------
 
 
 def test_speaker_of_gsc_fsdd_and_other_names():
-    assert pretrain_am.speaker_of("gsc/yes/0bac8a71_nohash_0.wav") == "0bac8a71"
-    assert pretrain_am.speaker_of("fsdd/7_jackson_12.wav") == "jackson"
-    assert pretrain_am.speaker_of("tts/yes_v001.wav") == "yes_v001"
+    assert corpus.speaker_of("gsc/yes/0bac8a71_nohash_0.wav") == "0bac8a71"
+    assert corpus.speaker_of("fsdd/7_jackson_12.wav") == "jackson"
+    assert corpus.speaker_of("tts/yes_v001.wav") == "yes_v001"
 
 
 def test_speaker_disjoint_split_keeps_every_clip_of_a_heldout_speaker_out():
     items = [(f"c{i}", i % 3, f"spk{i % 5}") for i in range(40)]
-    train, heldout = pretrain_am.speaker_disjoint_split(items, {"spk1", "spk3"})
+    train, heldout = corpus.speaker_disjoint_split(items, {"spk1", "spk3"})
     assert len(train) + len(heldout) == 40
     assert {i[-1] for i in heldout} == {"spk1", "spk3"}
     assert not {i[-1] for i in train} & {i[-1] for i in heldout}
 
 
 def test_split_holds_out_all_clips_of_test_list_speakers(tmp_path):
-    split = pretrain_am.split_corpus_dirs([_tiny_corpus(tmp_path)])
+    split = corpus.split_corpus_dirs([_tiny_corpus(tmp_path)])
     assert [Path(i[0]).name for i in split.test_split] == ["ffff0006_nohash_0.wav"]
     assert {i[-1] for i in split.unseen} == {"ffff0006"} and len(split.unseen) == 3
     assert "ffff0006" not in {i[-1] for i in split.train} and len(split.train) == 15
 
 
 def test_split_without_test_list_holds_out_random_speakers(tmp_path):
-    corpus = _tiny_corpus(tmp_path)
-    (corpus / "testing_list.txt").unlink()
-    split = pretrain_am.split_corpus_dirs([corpus], seed=3)
+    folder = _tiny_corpus(tmp_path)
+    (folder / "testing_list.txt").unlink()
+    split = corpus.split_corpus_dirs([folder], seed=3)
     assert len({i[-1] for i in split.unseen}) == 1  # 20 % of 6 speakers, at least one
     assert not {i[-1] for i in split.train} & {i[-1] for i in split.unseen}
 
 
 @needs(SPEECH_DIR / "gsc")
 def test_shared_gsc_test_split_speakers_never_train():
-    split = pretrain_am.split_corpus_dirs([SPEECH_DIR / "gsc"])
+    split = corpus.split_corpus_dirs([SPEECH_DIR / "gsc"])
     assert len(split.test_split) == 342
     assert not {i[-1] for i in split.train} & {i[-1] for i in split.unseen}
     assert len(split.train) + len(split.unseen) == 671
@@ -78,11 +79,11 @@ def test_shared_gsc_test_split_speakers_never_train():
 
 @needs(SPEECH_DIR / "fsdd")
 def test_fsdd_holdout_speaker_and_word_labels():
-    train, heldout = pretrain_am.fsdd_items(SPEECH_DIR / "fsdd", {"nicolas"})
+    train, heldout = corpus.fsdd_items(SPEECH_DIR / "fsdd", {"nicolas"})
     assert {i[-1] for i in heldout} == {"nicolas"} and len(heldout) == 500
     assert "nicolas" not in {i[-1] for i in train}
     labels = {sm.SOURCE_CLASSES[label] for _, label, _ in train}
-    assert labels == set(pretrain_am.FSDD_WORDS)
+    assert labels == set(corpus.FSDD_WORDS)
 
 
 def test_place_and_augment_keep_one_second_in_range():
@@ -91,7 +92,7 @@ def test_place_and_augment_keep_one_second_in_range():
     clip[:4000] = 0.5 * np.sin(np.arange(4000) / 5)
     noise = [rng.normal(0, 0.1, 40000).astype(np.float32)]
     for _ in range(5):
-        out = pretrain_am.augment_speech(clip, rng, noise)
+        out = corpus.augment_speech(clip, rng, noise)
         assert out.shape == (16000,) and out.dtype == np.float32 and np.abs(out).max() <= 1
 
 
@@ -115,11 +116,11 @@ def test_help_explains_every_flag():
 
 def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
     """1 epoch of v2sa_local on 15 tone clips + 10 noise clips, hard labels (no teacher: fast, no ../shared)."""
-    corpus = _tiny_corpus(tmp_path)
+    folder = _tiny_corpus(tmp_path)
     noise_dir = tmp_path / "noise"
     wavfile.write(noise_dir.mkdir() or noise_dir / "white.wav", 16000,
                   np.round(np.random.default_rng(0).normal(0, 0.05, 48000) * 32767).astype(np.int16))  # fmt: skip
-    argv = ["--net", "0", "--corpus-dir", str(corpus), "--fsdd-dir", "none", "--ucr-dir", "none", "--no-tts",
+    argv = ["--net", "0", "--corpus-dir", str(folder), "--fsdd-dir", "none", "--ucr-dir", "none", "--no-tts",
             "--noise-dir", str(noise_dir), "--n-noise", "10", "--copies-gsc", "1", "--epochs", "1", "--batch-size", "8",
             "--teacher", "none", "--out", str(tmp_path / "weight"), "--results-dir", str(tmp_path / "results"),
             "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
