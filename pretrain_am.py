@@ -173,7 +173,7 @@ def train_model(args) -> dict:
     conv_losses = []
     if init_from_teacher:
         conv_fit = ckpt_dir / "conv_fit.json"
-        if not ckpt_dir.exists():
+        if not distill.completed_epochs(ckpt_dir / "backup"):
             conv_losses = distill.init_from_teacher(student, teacher.body, x, batch_size=args.batch_size)
             utils.atomic_write_json(conv_fit, {"mse": conv_losses})
         elif conv_fit.is_file():

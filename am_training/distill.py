@@ -1,7 +1,18 @@
-"""Distil a student acoustic model from the original V2Sa: the teacher, features, the training loop."""
+"""Distil a student acoustic model from the original V2Sa, the Keras way (cf. keras-io's knowledge_distillation).
+
+    distiller = Distiller(student, teacher.on(kind), kind=kind, temperature=2.0, alpha=0.5, mix_prob=0.3)
+    distiller.compile(optimizer=keras.optimizers.Adam(...))
+    distiller.fit(ShuffledBatches(x, hard, index, batch_size, seed), epochs=..., callbacks=[...])
+
+`distill` runs it as `pretrain_am.py` does: resumable (`keras.callbacks.BackupAndRestore`), a CSV
+history (`keras.callbacks.CSVLogger`), progress lines (`Progress`), the teacher agreement on held-back
+corpus clips (`TeacherAgreement`) and a wall-time budget (`TimeLimit`). Students and teachers output
+probabilities (softmax), as the AMs do.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -16,6 +27,7 @@ from tqdm import tqdm
 import speech_models
 import utils
 from am_training.corpus import is_none
+from speech_models import N_FRAMES, N_MELS
 from utils import WAVE_LEN, V2SError
 
 # ----------------------------------------------------------------------------------------------
@@ -96,130 +108,261 @@ def waveform_model(student: keras.Model, arch: str) -> keras.Model:
 
 
 # ----------------------------------------------------------------------------------------------
-# Distillation
+# The distiller
+
+_standardise = speech_models.PerExampleStandardize(epsilon=1e-6)
 
 
-def make_augment(kind: str, mix_prob: float):
-    """A tf function (x) -> (x', mixed): time shift, masks (mel), mixup of a `mix_prob` share of the batch."""
-    def standardise(x):
-        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        var = tf.math.reduce_variance(x, axis=[1, 2, 3], keepdims=True)
-        return (x - mean) / tf.sqrt(var + 1e-6)
+def augment_batch(x, kind: str, mix_prob: float, seed):
+    """A random circular time shift, SpecAugment-style masks ("mel" only) and mixup of a `mix_prob` share.
 
-    def augment(x):
-        n = tf.shape(x)[0]
-        length, max_shift = (125, 10) if kind == "mel" else (WAVE_LEN, 1600)
-        shift = tf.random.uniform([n], -max_shift, max_shift + 1, tf.int32)
-        idx = tf.math.floormod(tf.range(length)[None, :] - shift[:, None], length)
-        x = tf.gather(x, idx, batch_dims=1)
-        if kind == "mel":
-            def band(size, width):
-                lo = tf.random.uniform([n, 1], 0, size, tf.int32)
-                w = tf.random.uniform([n, 1], 0, width + 1, tf.int32)
-                r = tf.range(size)[None, :]
-                return (r >= lo) & (r < lo + w)
+    Args:
+        x: (B, 125, 80, 1) standardised log-mel ("mel", re-standardised after mixing) or (B, 16000) waveforms.
+        seed: (2,) int tensor; the same seed gives the same augmentation (stateless random ops).
+    Returns:
+        x' (the shape of x) and `mixed` (B,) bool: the examples mixed with another (lambda in [0.4, 0.8]).
+    """
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 8))
+    n = tf.shape(x)[0]
+    length, max_shift = (N_FRAMES, 10) if kind == "mel" else (WAVE_LEN, 1600)
+    shift = tf.random.stateless_uniform([n], seeds[0], -max_shift, max_shift + 1, tf.int32)
+    x = tf.gather(x, tf.math.floormod(tf.range(length)[None, :] - shift[:, None], length), batch_dims=1)
+    if kind == "mel":
 
-            mask = band(125, 15)[:, :, None] | band(80, 10)[:, None, :]
-            x = tf.where(mask[..., None], tf.zeros_like(x), x)
-        mixed = tf.random.uniform([n]) < mix_prob
-        lam = tf.where(mixed, tf.random.uniform([n], 0.4, 0.8), tf.ones([n]))
-        lam = tf.reshape(lam, [-1] + [1] * (len(x.shape) - 1))
-        x = lam * x + (1.0 - lam) * tf.gather(x, tf.random.shuffle(tf.range(n)))
-        if kind == "mel":
-            x = standardise(x)
-        return x, mixed
+        def band(size, width, lo_seed, width_seed):  # (n, size) bool: a random band of 0..width rows
+            lo = tf.random.stateless_uniform([n, 1], lo_seed, 0, size, tf.int32)
+            w = tf.random.stateless_uniform([n, 1], width_seed, 0, width + 1, tf.int32)
+            r = tf.range(size)[None, :]
+            return (r >= lo) & (r < lo + w)
 
-    return augment
+        mask = band(N_FRAMES, 15, seeds[1], seeds[2])[:, :, None] | band(N_MELS, 10, seeds[3], seeds[4])[:, None, :]
+        x = tf.where(mask[..., None], tf.zeros_like(x), x)
+    mixed = tf.random.stateless_uniform([n], seeds[5]) < mix_prob
+    lam = tf.where(mixed, tf.random.stateless_uniform([n], seeds[6], 0.4, 0.8), tf.ones([n]))
+    lam = tf.reshape(lam, [-1] + [1] * (len(x.shape) - 1))
+    partner = tf.argsort(tf.random.stateless_uniform([n], seeds[7]))  # a random permutation
+    x = lam * x + (1.0 - lam) * tf.gather(x, partner)
+    return (_standardise(x) if kind == "mel" else x), mixed
+
+
+def hard_label_ce(log_probs, labels, use):
+    """Mean -log p(label) over the examples where `use` is 1 (labels < 0 are clipped; mask them out)."""
+    picked = tf.gather(log_probs, tf.maximum(labels, 0), batch_dims=1)
+    return -tf.reduce_sum(picked * use) / tf.maximum(tf.reduce_sum(use), 1.0)
+
+
+def kd_loss(teacher_probs, student_log_probs, temperature: float):
+    """T² · mean KL(softmax(log p_t / T) || softmax(log p_s / T)), Hinton et al.'s distillation loss."""
+    soft_t = tf.nn.softmax(tf.math.log(teacher_probs + 1e-7) / temperature)
+    log_soft_s = tf.nn.log_softmax(student_log_probs / temperature)
+    kl = tf.reduce_sum(soft_t * (tf.math.log(soft_t + 1e-9) - log_soft_s), axis=1)
+    return temperature**2 * tf.reduce_mean(kl)
+
+
+class Distiller(keras.Model):
+    """Trains `student` on `kd_loss` (teacher at `temperature`) + `alpha` x `hard_label_ce`.
+
+    Each training batch is augmented (`augment_batch`, seeded by `seed` and the optimizer's step, so a
+    resumed `fit` draws what an uninterrupted one would) and labelled by the frozen teacher. Examples
+    with no hard label (< 0) or mixed with another get no cross-entropy. Without a teacher: the
+    cross-entropy on hard labels only, and no mixup. Metrics: loss, kd, ce (epoch means).
+    """
+
+    def __init__(self, student, teacher=None, *, kind: str, temperature: float = 2.0, alpha: float = 0.5,
+                 mix_prob: float = 0.3, seed: int = 0, **kwargs):  # fmt: skip
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        self.kind = kind
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.mix_prob = float(mix_prob) if teacher is not None else 0.0
+        self.seed = int(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.kd_tracker = keras.metrics.Mean(name="kd")
+        self.ce_tracker = keras.metrics.Mean(name="ce")
+        self.build(student.input_shape)
+
+    def build(self, input_shape=None):
+        self.built = True  # the student and the teacher are built models
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.kd_tracker, self.ce_tracker]
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def train_step(self, data):
+        x, labels = data
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
+        x, mixed = augment_batch(x, self.kind, self.mix_prob, seed)
+        use = tf.cast((labels >= 0) & ~mixed, tf.float32)
+        teacher_probs = None if self.teacher is None else self.teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            log_probs = tf.math.log(self.student(x, training=True) + 1e-7)
+            ce = hard_label_ce(log_probs, labels, use)
+            kd = tf.constant(0.0) if teacher_probs is None else kd_loss(teacher_probs, log_probs, self.temperature)
+            loss = ce if teacher_probs is None else kd + self.alpha * ce
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        for tracker, value in zip(self.metrics, (loss, kd, ce)):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """Batches (x[rows] float32, y[rows] int32) of the rows `index`, the last partial batch dropped.
+
+    The order of epoch e is a permutation seeded by (seed, e), set by `set_epoch(e)` (`EpochOrder`
+    calls it), so a resumed fit sees the batches an uninterrupted one would; pass `shuffle=False` to
+    `fit` (else Keras also permutes the batches). Each batch's rows are sorted (a memory-mapped x is
+    read in order).
+    """
+
+    def __init__(self, x, y, index, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.y, self.index = x, y, np.asarray(index)
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.set_epoch(0)
+
+    def __len__(self):
+        return max(1, len(self.index) // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(self.index)
+
+    def __getitem__(self, i):
+        rows = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        return np.asarray(self.x[rows], np.float32), np.asarray(self.y[rows]).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Callbacks
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Sets the epoch of a `ShuffledBatches` before each epoch's batches are drawn."""
+
+    def __init__(self, batches: ShuffledBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops `fit` after the first epoch that ends more than `minutes` after training began (0: no limit)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes = minutes
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes and time.time() - self.started > 60 * self.minutes and epoch + 1 < self.params["epochs"]:
+            print(f"stopping after epoch {epoch + 1}: --max-minutes {self.minutes} reached", flush=True)
+            self.model.stop_training = True
+
+
+class TeacherAgreement(keras.callbacks.Callback):
+    """Adds `val_agreement` to each epoch's logs: the share of `x` where the student's argmax equals
+    `teacher_labels` (nan without them)."""
+
+    def __init__(self, student, x, teacher_labels):
+        super().__init__()
+        self.student, self.x, self.teacher_labels = student, x, teacher_labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        agreement = float("nan")
+        if self.teacher_labels is not None:
+            pred = np.argmax(batched(lambda b: self.student(b, training=False), self.x, 128), axis=1)
+            agreement = float(np.mean(pred == self.teacher_labels))
+        logs["val_agreement"] = agreement
+
+
+class Progress(keras.callbacks.Callback):
+    """Prints the running loss ten times an epoch and a line per epoch; adds `epoch_seconds` to the logs."""
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.t0 = epoch + 1, time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        steps = self.params["steps"]
+        if (batch + 1) % max(1, steps // 10) == 0:
+            rate = (batch + 1) * self.batch_size / (time.time() - self.t0)
+            print(f"  epoch {self.epoch} step {batch + 1}/{steps} loss {float(logs['loss']):.4f} ({rate:.0f} samples/s)",
+                  flush=True)  # fmt: skip
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = seconds = time.time() - self.t0
+        print(f"epoch {epoch + 1}/{self.params['epochs']} loss {logs['loss']:.4f} kd {logs['kd']:.4f} "
+              f"ce {logs['ce']:.4f} teacher_agreement {logs.get('val_agreement', float('nan')):.4f} ({seconds:.0f} s)",
+              flush=True)  # fmt: skip
+
+
+def completed_epochs(backup_dir: Path) -> int:
+    """Epochs a `BackupAndRestore(backup_dir)` has saved (0 if none)."""
+    path = Path(backup_dir) / "training_metadata.json"
+    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
+
+
+def read_history(csv_path: Path, epochs: int) -> dict:
+    """{metric: [value per epoch]} of the first `epochs` epochs of a `CSVLogger` file (append mode: an
+    epoch repeated after an interruption keeps its last row)."""
+    rows = {}
+    if Path(csv_path).is_file():
+        with open(csv_path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows[int(row.pop("epoch"))] = {k: float(v) for k, v in row.items()}
+    keys = ("loss", "kd", "ce", "val_agreement", "epoch_seconds")
+    return {k: [rows[e][k] for e in range(epochs) if e in rows] for k in keys}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
 
 
 def distill(student, teacher, x, hard, *, epochs, batch_size, lr, temperature, alpha, mix_prob, kind,
             ckpt_dir: Path, max_minutes: float, seed: int, val_idx=None) -> dict:  # fmt: skip
-    """Train `student` on KL(teacher || student) at `temperature` plus `alpha` x cross-entropy on hard labels.
+    """Train `student` as a `Distiller` for `epochs` (in all, counting a resumed run's), see the module docstring.
 
-    Inputs are augmented on the fly (`make_augment`) and the teacher labels each augmented batch;
-    mixed examples get no hard-label loss. Without a teacher: cross-entropy on hard labels only.
-    A checkpoint is written after every epoch to `ckpt_dir` and resumed.
+    Adam (clipnorm 5) with a cosine decay from `lr` to 0.05 x `lr`. Without a teacher only the
+    hard-labelled rows train. `val_idx` rows never train; the teacher agreement is measured on them.
+    The state after each epoch is kept in ckpt_dir/backup (resumed from there), the per-epoch
+    history in ckpt_dir/history.csv.
 
     Returns:
-        a history dict: per-epoch loss and teacher agreement on `val_idx`, epochs run, seconds.
+        the history: per-epoch loss, kd, ce, val_agreement and epoch_seconds, epochs_run, seconds.
     """
+    ckpt_dir = Path(ckpt_dir)
     labelled = np.flatnonzero(hard >= 0) if teacher is None else np.arange(len(x))
-    train_idx = np.setdiff1d(labelled, val_idx if val_idx is not None else [])
-    steps = max(1, len(train_idx) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs, alpha=0.05,
-                                                      warmup_target=None)  # fmt: skip
-    optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
-    optimizer.build(student.trainable_variables)
-    epoch_var = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(student=student, optimizer=optimizer, epoch=epoch_var)
-    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=1)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} (epoch {int(epoch_var.numpy())})", flush=True)
-    augment = make_augment(kind, mix_prob if teacher is not None else 0.0)
-    t2 = float(temperature) ** 2
-
-    @tf.function(reduce_retracing=True)
-    def step(xb, yb):
-        xa, mixed = augment(xb)
-        with tf.GradientTape() as tape:
-            ps = student(xa, training=True)
-            log_ps = tf.math.log(ps + 1e-7)
-            use_hard = tf.cast((yb >= 0) & ~mixed, tf.float32)
-            ce = -tf.reduce_sum(tf.gather(log_ps, tf.maximum(yb, 0), batch_dims=1) * use_hard)
-            ce = ce / tf.maximum(tf.reduce_sum(use_hard), 1.0)
-            if teacher is not None:
-                pt = teacher(xa, training=False)
-                soft_t = tf.nn.softmax(tf.math.log(pt + 1e-7) / temperature)
-                log_soft_s = tf.nn.log_softmax(log_ps / temperature)
-                kd = t2 * tf.reduce_mean(tf.reduce_sum(soft_t * (tf.math.log(soft_t + 1e-9) - log_soft_s), axis=1))
-                loss = kd + alpha * ce
-            else:
-                kd = tf.constant(0.0)
-                loss = ce
-        grads = tape.gradient(loss, student.trainable_variables)
-        optimizer.apply_gradients(zip(grads, student.trainable_variables))
-        return loss, kd, ce
-
-    history = {"loss": [], "kd": [], "ce": [], "val_agreement": [], "epoch_seconds": []}
-    history_path = ckpt_dir / "history.json"
-    if manager.latest_checkpoint and history_path.is_file():
-        history = {k: v[: int(epoch_var.numpy())] for k, v in json.loads(history_path.read_text()).items() if k in history}
-    rng = np.random.default_rng(seed + int(epoch_var.numpy()))
-    started = time.time()
-    val_teacher = None
+    batches = ShuffledBatches(x, hard, np.setdiff1d(labelled, val_idx if val_idx is not None else []), batch_size, seed)
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=len(batches) * epochs, alpha=0.05)
+    distiller = Distiller(student, teacher, kind=kind, temperature=temperature, alpha=alpha, mix_prob=mix_prob, seed=seed)
+    distiller.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), jit_compile=False)
+    backup = ckpt_dir / "backup"
+    if completed_epochs(backup):
+        print(f"resumed from {backup} (epoch {completed_epochs(backup)})", flush=True)
+    x_val, teacher_labels = None, None
     if val_idx is not None and len(val_idx) and teacher is not None:
-        val_teacher = np.argmax(batched(lambda b: teacher(b, training=False), x[val_idx], 128), axis=1)
-    while int(epoch_var.numpy()) < epochs:
-        epoch = int(epoch_var.numpy()) + 1
-        t0 = time.time()
-        order = rng.permutation(train_idx)
-        totals = np.zeros(3)
-        for s in range(steps):
-            idx = np.sort(order[s * batch_size : (s + 1) * batch_size])
-            out = step(tf.constant(np.asarray(x[idx], np.float32)), tf.constant(hard[idx].astype(np.int32)))
-            totals += [float(v) for v in out]
-            if (s + 1) % max(1, steps // 10) == 0:
-                rate = (s + 1) * batch_size / (time.time() - t0)
-                print(f"  epoch {epoch} step {s + 1}/{steps} loss {totals[0] / (s + 1):.4f} ({rate:.0f} samples/s)", flush=True)
-        totals /= steps
-        agreement = float("nan")
-        if val_teacher is not None:
-            pred = np.argmax(batched(lambda b: student(b, training=False), x[val_idx], 128), axis=1)
-            agreement = float(np.mean(pred == val_teacher))
-        epoch_var.assign(epoch)
-        utils.atomic_save(ckpt_dir / "done.txt", lambda tmp: Path(tmp).write_text(str(epoch)))
-        manager.save()
-        seconds = time.time() - t0
-        for key, value in zip(("loss", "kd", "ce", "val_agreement", "epoch_seconds"), (*totals, agreement, seconds)):
-            history[key].append(float(value))
-        utils.atomic_write_json(history_path, history)
-        print(f"epoch {epoch}/{epochs} loss {totals[0]:.4f} kd {totals[1]:.4f} ce {totals[2]:.4f} "
-              f"teacher_agreement {agreement:.4f} ({seconds:.0f} s)", flush=True)  # fmt: skip
-        if max_minutes and time.time() - started > 60 * max_minutes and epoch < epochs:
-            print(f"stopping after epoch {epoch}: --max-minutes {max_minutes} reached", flush=True)
-            break
-    history["epochs_run"] = int(epoch_var.numpy())
+        x_val = x[val_idx]
+        teacher_labels = np.argmax(batched(lambda b: teacher(b, training=False), x_val, 128), axis=1)
+    callbacks = [EpochOrder(batches), TeacherAgreement(student, x_val, teacher_labels), Progress(batch_size),
+                 TimeLimit(max_minutes), keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=True),
+                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]  # saves last: after the CSV row
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    distiller.fit(batches, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)  # ShuffledBatches shuffles
+    done = completed_epochs(backup)
+    history = read_history(ckpt_dir / "history.csv", done)
+    history["epochs_run"] = done
     history["seconds"] = float(sum(history["epoch_seconds"]))
     return history
 

@@ -1,5 +1,5 @@
-"""Specifications of pretrain_am.py's training mode (am_training): the speaker split, the corpus, a tiny
-end-to-end run, and V2S reprogramming with each shipped AM."""
+"""Specifications of pretrain_am.py's training mode (am_training): the speaker split, the corpus, the
+distiller and its callbacks, a tiny end-to-end run, and V2S reprogramming with each shipped AM."""
 
 import json
 import os
@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 
 import pretrain_am
 import speech_models as sm
-from am_training import corpus
+from am_training import card, corpus, distill
 from utils import V2SError
 
 WEIGHT_DIR = ROOT / "weight"
@@ -111,20 +113,193 @@ def test_help_explains_every_flag():
         assert flag in run.stdout
 
 
+# --- the distiller and its callbacks (tiny models on (125, 80, 1) features) --------------------
+
+
+def _tiny_body(seed: int) -> keras.Model:
+    """A small stand-in AM body: standardised log-mel (n, 125, 80, 1) -> BatchNorm -> (n, 36) softmax."""
+    keras.utils.set_random_seed(seed)
+    mel = keras.Input((125, 80, 1))
+    x = keras.layers.AveragePooling2D((25, 16))(mel)
+    x = keras.layers.BatchNormalization()(keras.layers.Flatten()(x))
+    return keras.Model(mel, keras.layers.Dense(36, activation="softmax")(x))
+
+
+def _features(n: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 125, 80, 1)).astype(np.float32)
+    hard = rng.integers(0, 36, n)
+    hard[::4] = -1  # teacher-only examples
+    return x, hard
+
+
+def test_kd_loss_is_t_squared_kl_at_temperature():
+    rng = np.random.default_rng(0)
+    p_t, p_s = (rng.dirichlet(np.ones(36), 4).astype(np.float32) for _ in range(2))
+    t = 2.0
+    soft_t = np.exp(np.log(p_t + 1e-7) / t)
+    soft_t /= soft_t.sum(1, keepdims=True)
+    soft_s = np.exp(np.log(p_s + 1e-7) / t)
+    soft_s /= soft_s.sum(1, keepdims=True)
+    want = t**2 * np.mean(np.sum(soft_t * np.log(soft_t / soft_s), axis=1))
+    assert float(distill.kd_loss(p_t, np.log(p_s + 1e-7), t)) == pytest.approx(want, rel=1e-4)
+    assert abs(float(distill.kd_loss(p_t, np.log(p_t + 1e-7), t))) < 1e-5
+
+
+def test_hard_label_ce_counts_only_used_examples():
+    log_p = np.log(np.full((3, 36), 1 / 36, np.float32))
+    log_p[0, 5] = np.log(0.5)
+    ce = distill.hard_label_ce(tf.constant(log_p), tf.constant([5, -1, 7]), tf.constant([1.0, 0.0, 0.0]))
+    assert float(ce) == pytest.approx(-np.log(0.5))
+    assert float(distill.hard_label_ce(tf.constant(log_p), tf.constant([5, -1, 7]), tf.zeros(3))) == 0.0
+
+
+def test_augment_batch_is_seeded_standardised_and_mixes_only_when_asked():
+    x = tf.constant(_features(8)[0])
+    a, mixed_a = distill.augment_batch(x, "mel", 0.5, tf.constant([3, 1], tf.int64))
+    b, mixed_b = distill.augment_batch(x, "mel", 0.5, tf.constant([3, 1], tf.int64))
+    c, _ = distill.augment_batch(x, "mel", 0.5, tf.constant([3, 2], tf.int64))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(mixed_a, mixed_b)
+    assert a.shape == x.shape and not np.array_equal(a, c)
+    np.testing.assert_allclose(np.mean(a, axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(np.std(a, axis=(1, 2, 3)), 1, atol=1e-3)
+    _, none_mixed = distill.augment_batch(x, "mel", 0.0, tf.constant([3, 1], tf.int64))
+    assert not np.any(none_mixed)
+    wave = tf.constant(np.random.default_rng(1).uniform(-0.5, 0.5, (4, 16000)).astype(np.float32))
+    shifted, _ = distill.augment_batch(wave, "wave", 0.0, tf.constant([0, 0], tf.int64))
+    for row, original in zip(shifted.numpy(), wave.numpy()):  # a circular shift of at most 0.1 s
+        assert any(np.array_equal(row, np.roll(original, k)) for k in range(-1600, 1601))
+
+
+def test_fit_draws_each_epochs_batches_in_the_order_of_that_epoch():
+    """The order is set by the EpochOrder callback before Keras draws the epoch's first batch."""
+    seen = []
+
+    class Recorder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, data):
+            seen.append(data[1].numpy().tolist())
+            return {"batches": tf.constant(1.0)}
+
+    x = np.arange(22, dtype=np.float32)[:, None]
+    batches = distill.ShuffledBatches(x, np.arange(22), np.arange(2, 22), batch_size=6, seed=4)  # 3 batches of 6
+    model = Recorder()
+    model(x[:1])
+    model.compile(optimizer="sgd", run_eagerly=True)
+    model.fit(batches, epochs=3, verbose=0, callbacks=[distill.EpochOrder(batches)], shuffle=False)  # as distill
+    assert len(seen) == 9
+    for epoch in range(3):
+        order = np.random.default_rng([4, epoch]).permutation(np.arange(2, 22))
+        assert seen[3 * epoch : 3 * epoch + 3] == [sorted(order[6 * i : 6 * i + 6].tolist()) for i in range(3)]
+
+
+def test_time_limit_stops_fit_after_the_epoch_that_passes_the_budget(capsys):
+    x, y = np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    for minutes, epochs_run in ((1e-9, 1), (0, 4), (60, 4)):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        history = model.fit(x, y, epochs=4, verbose=0, callbacks=[distill.TimeLimit(minutes)])
+        assert len(history.history["loss"]) == epochs_run
+    assert "stopping after epoch 1: --max-minutes 1e-09 reached" in capsys.readouterr().out
+
+
+def _distill(student, teacher, x, hard, ckpt_dir, max_minutes=0.0, epochs=2):
+    return distill.distill(student, teacher, x, hard, epochs=epochs, batch_size=8, lr=1e-2, temperature=2.0,
+                           alpha=0.5, mix_prob=0.3, kind="mel", ckpt_dir=ckpt_dir, max_minutes=max_minutes,
+                           seed=0, val_idx=np.arange(0, 40, 10))  # fmt: skip
+
+
+def test_distill_resumed_after_an_interruption_ends_as_an_uninterrupted_run(tmp_path, capsys):
+    x, hard = _features()
+    teacher = _tiny_body(1)
+    teacher.trainable = False
+    whole = _tiny_body(0)
+    history = _distill(whole, teacher, x, hard, tmp_path / "whole")
+    assert history["epochs_run"] == 2 and len(history["loss"]) == 2 and history["seconds"] > 0
+    assert all(0 <= a <= 1 for a in history["val_agreement"])
+
+    resumed = _tiny_body(0)
+    first = _distill(resumed, teacher, x, hard, tmp_path / "resumed", max_minutes=1e-9)  # stops after epoch 1
+    assert first["epochs_run"] == 1 and distill.completed_epochs(tmp_path / "resumed" / "backup") == 1
+    resumed = _tiny_body(3)  # a new process: other initial weights, all restored from the backup
+    second = _distill(resumed, teacher, x, hard, tmp_path / "resumed")
+    assert "resumed from" in capsys.readouterr().out
+    assert second["epochs_run"] == 2 and second["loss"] == history["loss"] and second["kd"] == history["kd"]
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    again = _distill(resumed, teacher, x, hard, tmp_path / "resumed")  # complete: nothing left to train
+    assert again["loss"] == history["loss"] and again["epochs_run"] == 2
+
+
+def test_distill_without_teacher_trains_on_hard_labels_only(tmp_path):
+    x, hard = _features()
+    history = _distill(_tiny_body(0), None, x, hard, tmp_path, epochs=1)
+    assert history["kd"] == [0.0] and history["ce"][0] > 0 and np.isnan(history["val_agreement"][0])
+
+
+def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,ce,epoch_seconds,kd,loss,val_agreement\n0,1,2,3,4,5\n1,1,2,3,9,5\n1,1,2,3,7,5\n2,0,0,0,0,0\n")
+    history = distill.read_history(path, 2)
+    assert history["loss"] == [4.0, 7.0] and history["epoch_seconds"] == [2.0, 2.0]
+
+
+def test_recalibrated_batchnorm_holds_the_clean_batch_statistics():
+    x, _ = _features(16)
+    model = _tiny_body(0)
+    distill.recalibrate_batchnorm(model, x, 16, seed=0)
+    bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    pooled = keras.Model(model.input, bn.input)(x).numpy()
+    np.testing.assert_allclose(bn.moving_mean.numpy(), pooled.mean(0), atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), pooled.var(0), rtol=1e-3)
+    assert bn.momentum == 0.99
+
+
+def test_score_items_agrees_with_predict_folder(tmp_path):
+    folder = _tiny_corpus(tmp_path)
+    model = _tiny_wave_am()
+    items = [(str(path), label, corpus.speaker_of(path)) for path, label in sm.scan_folder(folder)[0]]
+    result = card.score_items(model, items, batch_size=4)
+    want = sm.predict_folder(model, folder, batch_size=5)
+    np.testing.assert_array_equal(result["predicted"], want["predicted"])
+    assert (result["n"], result["speakers"], result["n_core10"]) == (18, 6, 18)  # yes, no, up: core words
+    assert result["accuracy_36"] == want["accuracy_36"] and result["accuracy_core10"] == want["accuracy_core10"]
+    assert list(card.public(result)) == ["n", "speakers", "accuracy_36", "n_core10", "accuracy_core10"]
+    assert card.score_items(model, [])["n"] == 0
+
+
+def _tiny_wave_am() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    wave = keras.Input((16000,))
+    x = keras.layers.Reshape((100, 160))(wave)
+    return keras.Model(wave, keras.layers.Dense(36, activation="softmax")(keras.layers.Flatten()(x)))
+
+
 # --- a tiny end-to-end pretrain --------------------------------------------------------------
 
 
-def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
+def _tiny_pretrain_argv(tmp_path) -> list[str]:
     """1 epoch of v2sa_local on 15 tone clips + 10 noise clips, hard labels (no teacher: fast, no ../shared)."""
     folder = _tiny_corpus(tmp_path)
     noise_dir = tmp_path / "noise"
     wavfile.write(noise_dir.mkdir() or noise_dir / "white.wav", 16000,
                   np.round(np.random.default_rng(0).normal(0, 0.05, 48000) * 32767).astype(np.int16))  # fmt: skip
-    argv = ["--net", "0", "--corpus-dir", str(folder), "--fsdd-dir", "none", "--ucr-dir", "none", "--no-tts",
+    return ["--net", "0", "--corpus-dir", str(folder), "--fsdd-dir", "none", "--ucr-dir", "none", "--no-tts",
             "--noise-dir", str(noise_dir), "--n-noise", "10", "--copies-gsc", "1", "--epochs", "1", "--batch-size", "8",
             "--teacher", "none", "--out", str(tmp_path / "weight"), "--results-dir", str(tmp_path / "results"),
             "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
-    assert pretrain_am.main(argv) == 0
+
+
+def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
+    """1 epoch of v2sa_local on 15 tone clips + 10 noise clips, hard labels (no teacher: fast, no ../shared)."""
+    assert pretrain_am.main(_tiny_pretrain_argv(tmp_path)) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("gsc_unseen_speakers: clips=3 speakers=1 accuracy_36=")
     card = json.loads((tmp_path / "weight" / "v2sa_local.json").read_text())
@@ -133,10 +308,23 @@ def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
     assert card["corpus"]["train_eval_speakers_disjoint"] is True
     assert set(card["accuracy"]["gsc_test_split"]) >= {"n", "accuracy_36", "accuracy_core10"}
     assert (tmp_path / "results" / "am_v2sa_local_confusion.png").stat().st_size > 1000
+    assert len(card["history"]["loss"]) == 1 and card["wall_time_seconds_per_run"] == [card["wall_time_seconds_all_runs"]]
     model = sm.build_am("v2sa")
     sm.load_weights(model, tmp_path / "weight" / "v2sa_local.weights.h5")
     (ckpt,) = (tmp_path / "cache" / "ckpt").iterdir()  # the resumable checkpoint
-    assert (ckpt / "checkpoint").is_file() and (ckpt / "done.txt").read_text() == "1"
+    assert distill.completed_epochs(ckpt / "backup") == 1
+
+
+@pytest.mark.slow
+def test_a_finished_pretrain_resumes_for_more_epochs_and_its_card_counts_both_runs(tmp_path, capsys):
+    """As the shipped cnn1d was trained (3 epochs, then resumed to 6); ~40 s on 2 cores."""
+    argv = _tiny_pretrain_argv(tmp_path)
+    assert pretrain_am.main(argv) == 0
+    assert pretrain_am.main([*argv, "--epochs", "2"]) == 0  # resumes: one more epoch
+    assert "resumed from" in capsys.readouterr().out
+    card = json.loads((tmp_path / "weight" / "v2sa_local.json").read_text())
+    assert card["epochs"] == 2 and card["epochs_planned"] == 2 and len(card["history"]["loss"]) == 2
+    assert len(card["wall_time_seconds_per_run"]) == 2
 
 
 # --- V2S with each shipped AM ---------------------------------------------------------------
