@@ -1,8 +1,10 @@
 """Specifications of pretrain_am.py's training mode (am_training): the speaker split, the corpus, the
-distiller and its callbacks, a tiny end-to-end run, and V2S reprogramming with each shipped AM."""
+distiller and its callbacks, a tiny end-to-end run, the shipped AMs and their cards, and V2S
+reprogramming with each shipped AM."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +90,33 @@ def test_fsdd_holdout_speaker_and_word_labels():
     assert labels == set(corpus.FSDD_WORDS)
 
 
-def test_place_and_augment_keep_one_second_in_range():
+def test_place_crops_to_the_active_part_with_a_margin_and_centres_without_jitter():
+    wave = np.zeros(20000, np.float32)
+    wave[5000:7000] = 0.5  # active part: 2000 samples; 480 samples of margin on each side
+    wave[100] = 0.005  # below 2 % of the peak: not active
+    out = corpus.place(wave, np.random.default_rng(0), jitter=False)
+    kept = 2000 + 2 * 480
+    start = (16000 - kept) // 2
+    assert out.shape == (16000,) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[start : start + kept], wave[5000 - 480 : 7000 + 480])
+    assert not out[:start].any() and not out[start + kept :].any()
+
+
+def test_place_jitters_the_offset_and_keeps_silence_silent():
+    wave = np.zeros(16000, np.float32)
+    wave[8000:8100] = 1.0
+    starts = {int(np.flatnonzero(corpus.place(wave, np.random.default_rng(seed)))[0]) for seed in range(5)}
+    assert len(starts) > 1
+    assert not corpus.place(np.zeros(16000, np.float32), np.random.default_rng(0)).any()
+
+
+def test_a_clip_longer_than_a_second_is_cut_to_one_second():
+    wave = np.ones(30000, np.float32)
+    out = corpus.place(wave, np.random.default_rng(0))
+    assert out.shape == (16000,) and out.all()
+
+
+def test_augment_keeps_one_second_in_range():
     rng = np.random.default_rng(0)
     clip = np.zeros(16000, np.float32)
     clip[:4000] = 0.5 * np.sin(np.arange(4000) / 5)
@@ -96,6 +124,27 @@ def test_place_and_augment_keep_one_second_in_range():
     for _ in range(5):
         out = corpus.augment_speech(clip, rng, noise)
         assert out.shape == (16000,) and out.dtype == np.float32 and np.abs(out).max() <= 1
+
+
+def test_read_noises_keeps_whole_files_longer_than_a_second(tmp_path):
+    rng = np.random.default_rng(0)
+    wavfile.write(tmp_path / "long.wav", 8000, np.round(rng.normal(0, 0.1, 12000) * 32767).astype(np.int16))
+    wavfile.write(tmp_path / "short.wav", 16000, np.zeros(8000, np.int16))
+    (noise,) = corpus.read_noises(tmp_path)
+    np.testing.assert_array_equal(noise, sm.read_wav(tmp_path / "long.wav"))
+    assert len(noise) == 24000  # 1.5 s resampled to 16 kHz, not cut to 1 s
+    (tmp_path / "long.wav").unlink()
+    with pytest.raises(V2SError, match="no WAV file longer than 1 s"):
+        corpus.read_noises(tmp_path)
+
+
+def test_corpus_key_depends_on_the_recipe_and_the_clips():
+    split = corpus.SpeechSplit(train=[("a.wav", 1, "s1")])
+    recipe = corpus.CorpusRecipe(noise_dir="none", seed=0)
+    key = corpus.corpus_key(recipe, split, [])
+    assert re.fullmatch(r"[0-9a-f]{16}", key) and key == corpus.corpus_key(corpus.CorpusRecipe(noise_dir="none"), split, [])
+    assert key != corpus.corpus_key(corpus.CorpusRecipe(noise_dir="none", seed=1), split, [])
+    assert key != corpus.corpus_key(recipe, corpus.SpeechSplit(train=[("b.wav", 1, "s1")]), [])
 
 
 def test_training_names():
@@ -108,9 +157,10 @@ def test_training_names():
 def test_help_explains_every_flag():
     run = subprocess.run([sys.executable, str(ROOT / "pretrain_am.py"), "--help"], capture_output=True, text=True)
     assert run.returncode == 0
-    for flag in ("--net", "--eval-dir", "--corpus-dir", "--fsdd-dir", "--noise-dir", "--tts", "--teacher",
-                 "--epochs", "--out", "--ucr-dir", "--max-minutes", "--cache-dir", "--fresh"):  # fmt: skip
-        assert flag in run.stdout
+    actions = [a for a in pretrain_am.build_parser()._actions if a.dest != "help"]
+    for action in actions:
+        assert action.help and action.help.strip(), action.option_strings
+        assert action.option_strings[0] in run.stdout
 
 
 # --- the distiller and its callbacks (tiny models on (125, 80, 1) features) --------------------
@@ -352,20 +402,57 @@ def test_v2s_main_reprograms_coffee_with_each_shipped_am(net, weights, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1].startswith("test_accuracy=")
     record = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
-    assert weights in json.dumps(record)
+    assert record["am"]["path"].endswith(f"{weights}.weights.h5")
     if net == "0":
         assert "locally trained fallback" in run.stderr
 
 
-@pytest.mark.parametrize("name, params", [("v2sa_local", 201_247), ("v2su", 206_777), ("cnn1d", 1_464_036)])
-def test_shipped_weights_and_cards(name, params):
-    weights, card_path = WEIGHT_DIR / f"{name}.weights.h5", WEIGHT_DIR / f"{name}.json"
+SHIPPED = [("v2sa_local", 201_247), ("v2su", 206_777), ("cnn1d", 1_464_036)]
+
+
+def _shipped(name):
+    weights = WEIGHT_DIR / f"{name}.weights.h5"
     if not weights.is_file():
         pytest.skip(f"weight/{name}.weights.h5 not trained yet")
+    return weights, json.loads((WEIGHT_DIR / f"{name}.json").read_text())
+
+
+def _documented_rows(name: str) -> list[str]:
+    """The results-table rows of `name` in the README and docs/ (`| `name` | ... |`)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [line for page in pages if page.is_file() for line in page.read_text().splitlines()
+            if line.startswith(f"| `{name}` |")]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, params", SHIPPED)
+def test_shipped_weights_load_and_the_documented_accuracies_are_the_cards(name, params):
+    weights, card_ = _shipped(name)
     assert weights.stat().st_size < 10 * 2**20
-    card = json.loads(card_path.read_text())
-    assert card["parameters"] == params and card["corpus"]["train_eval_speakers_disjoint"]
-    for key in ("gsc_test_split", "gsc_unseen_speakers"):
-        assert 0 <= card["accuracy"][key]["accuracy_core10"] <= 1
+    assert card_["parameters"] == params and card_["corpus"]["train_eval_speakers_disjoint"] is True
+    accuracy = card_["accuracy"]
+    test, unseen = accuracy["gsc_test_split"], accuracy["gsc_unseen_speakers"]
+    assert (test["n"], test["speakers"], test["n_core10"], unseen["n"]) == (342, 147, 300, 393)
+    cells = [f"**{test['accuracy_36']:.3f} / {test['accuracy_core10']:.3f}**",
+             f"{unseen['accuracy_36']:.3f} / {unseen['accuracy_core10']:.3f}",
+             f"{accuracy['fsdd_heldout_speakers']['accuracy_36']:.3f}"]  # fmt: skip
+    rows = _documented_rows(name)
+    assert rows, f"no results row for {name} in README.md or docs/"
+    for row in rows:
+        assert [cell.strip() for cell in row.split("|")][5:8] == cells
+    model = sm.build_am(pretrain_am.arch_of(name))
+    fresh = [w.copy() for w in model.get_weights()]
+    sm.load_weights(model, weights)
+    assert model.count_params() == params
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh, model.get_weights()))
+
+
+@needs(SPEECH_DIR / "gsc")
+@pytest.mark.parametrize("name", [name for name, _ in SHIPPED])
+def test_shipped_weights_score_their_cards_test_split_accuracy(name):
+    """The weights as loaded today reproduce the card's TEST-split scores (342 clips)."""
+    weights, card_ = _shipped(name)
     model = sm.build_am(pretrain_am.arch_of(name))
     sm.load_weights(model, weights)
+    split = corpus.split_corpus_dirs([SPEECH_DIR / "gsc"])
+    got = card.public(card.score_items(model, split.test_split))
+    assert got == card_["accuracy"]["gsc_test_split"]
