@@ -528,8 +528,8 @@ def load_am(net, am_weights: str | None = None) -> tuple[keras.Model, AMInfo]:
 # Speech-Commands folders
 
 
-def read_clip(path: str | os.PathLike) -> np.ndarray:
-    """A WAV clip as float32 samples in [-1, 1] at 16 kHz, cut or zero-padded at the end to 16000.
+def read_wav(path: str | os.PathLike) -> np.ndarray:
+    """A whole WAV file as float32 samples in [-1, 1] at 16 kHz, (n,).
 
     Other rates are resampled (`scipy.signal.resample_poly`); several channels are averaged.
     """
@@ -551,6 +551,12 @@ def read_clip(path: str | os.PathLike) -> np.ndarray:
     if rate != SAMPLE_RATE:
         g = math.gcd(rate, SAMPLE_RATE)
         samples = resample_poly(samples, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    return samples
+
+
+def read_clip(path: str | os.PathLike) -> np.ndarray:
+    """A WAV clip as `read_wav` reads it, cut or zero-padded at the end to 16000 samples (1 s)."""
+    samples = read_wav(path)
     clip = np.zeros(WAVE_LEN, np.float32)
     clip[: min(len(samples), WAVE_LEN)] = samples[:WAVE_LEN]
     return clip
@@ -583,6 +589,30 @@ def scan_folder(folder: str | os.PathLike) -> tuple[list[tuple[Path, int]], list
     return clips, skipped
 
 
+def predict_clips(model, paths, batch_size: int = 64) -> np.ndarray:
+    """Argmax class of `model` on each WAV clip of `paths` (read with `read_clip`), int (n_clips,)."""
+    from tqdm import tqdm
+
+    predicted = np.empty(len(paths), dtype=int)
+    with tqdm(total=len(paths), unit="clip", desc="scoring", disable=None, file=sys.stderr) as bar:
+        for start in range(0, len(paths), batch_size):
+            batch = np.stack([read_clip(path) for path in paths[start : start + batch_size]])
+            predicted[start : start + len(batch)] = np.argmax(model.predict_on_batch(batch), axis=1)
+            bar.update(len(batch))
+    return predicted
+
+
+def accuracies(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """accuracy_36 (all clips), accuracy_core10 and n_core10 (clips of the 10 `CORE_WORDS`; nan if none)."""
+    right = predicted == labels
+    core = np.isin(labels, [SOURCE_CLASSES.index(word) for word in CORE_WORDS])
+    return {
+        "accuracy_36": float(right.mean()),
+        "accuracy_core10": float(right[core].mean()) if core.any() else float("nan"),
+        "n_core10": int(core.sum()),
+    }
+
+
 def predict_folder(model, folder, batch_size=64) -> dict:
     """Score an AM on a Speech-Commands-layout folder (see `scan_folder`).
 
@@ -593,28 +623,13 @@ def predict_folder(model, folder, batch_size=64) -> dict:
         accuracy_36: fraction right over all clips;
         accuracy_core10, n_core10: the same over clips of the 10 `CORE_WORDS` folders (nan if none).
     """
-    from tqdm import tqdm
-
     clips, skipped = scan_folder(folder)
     labels = np.array([label for _, label in clips])
-    predicted = np.empty(len(clips), dtype=int)
-    with tqdm(total=len(clips), unit="clip", desc="scoring", disable=None, file=sys.stderr) as bar:
-        for start in range(0, len(clips), batch_size):
-            batch = np.stack([read_clip(path) for path, _ in clips[start : start + batch_size]])
-            predicted[start : start + len(batch)] = np.argmax(model.predict_on_batch(batch), axis=1)
-            bar.update(len(batch))
+    predicted = predict_clips(model, [path for path, _ in clips], batch_size)
     right = predicted == labels
-    core = np.isin(labels, [SOURCE_CLASSES.index(word) for word in CORE_WORDS])
     per_class = {
         SOURCE_CLASSES[c]: {"n": int(np.sum(labels == c)), "correct": int(np.sum(right[labels == c]))}
         for c in np.unique(labels)
     }
-    return {
-        "labels": labels,
-        "predicted": predicted,
-        "per_class": per_class,
-        "skipped": skipped,
-        "accuracy_36": float(right.mean()),
-        "accuracy_core10": float(right[core].mean()) if core.any() else float("nan"),
-        "n_core10": int(core.sum()),
-    }
+    return {"labels": labels, "predicted": predicted, "per_class": per_class, "skipped": skipped,
+            **accuracies(labels, predicted)}  # fmt: skip

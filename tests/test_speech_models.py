@@ -380,10 +380,42 @@ def test_read_clip_resamples_8khz_and_pads(tmp_path):
     assert np.corrcoef(clip[:12000], band_limited)[0, 1] > 0.999
 
 
-def test_predict_folder_rejects_empty_folder(tmp_path):
+def test_read_wav_reads_the_whole_file_and_read_clip_one_second_of_it(tmp_path):
+    rng = np.random.default_rng(0)
+    stereo = np.round(rng.uniform(-0.5, 0.5, (12000, 2)) * 32767).astype(np.int16)  # 1.5 s at 8 kHz
+    wavfile.write(tmp_path / "long.wav", 8000, stereo)
+    whole = sm.read_wav(tmp_path / "long.wav")
+    want = resample_poly(stereo.astype(np.float32).mean(axis=1) / 32768, 2, 1)
+    assert whole.shape == (24000,) and whole.dtype == np.float32
+    np.testing.assert_allclose(whole, want, atol=1e-6)
+    np.testing.assert_array_equal(sm.read_clip(tmp_path / "long.wav"), whole[:16000])
+
+
+def test_accuracies_over_all_clips_and_the_core_words():
+    yes, nine = sm.SOURCE_CLASSES.index("yes"), sm.SOURCE_CLASSES.index("nine")
+    labels, predicted = np.array([yes, yes, nine, 0]), np.array([yes, 0, nine, nine])
+    assert sm.accuracies(labels, predicted) == {"accuracy_36": 0.5, "accuracy_core10": 0.5, "n_core10": 2}
+    assert np.isnan(sm.accuracies(labels[2:], predicted[2:])["accuracy_core10"])
+
+
+def test_predict_folder_scores_each_clip_and_counts_per_class(tmp_path, blank_v2sa):
+    for word, n in (("yes", 2), ("nine", 1)):
+        (tmp_path / word).mkdir()
+        for i in range(n):
+            wavfile.write(tmp_path / word / f"s{i}_nohash_0.wav", 16000, np.zeros(16000, np.int16))
+    (tmp_path / "notes.txt").write_text("not a class")
+    result = sm.predict_folder(blank_v2sa, tmp_path, batch_size=2)
+    want = np.argmax(blank_v2sa.predict_on_batch(np.zeros((3, 16000), np.float32)), axis=1)
+    np.testing.assert_array_equal(result["predicted"], want)
+    np.testing.assert_array_equal(sm.predict_clips(blank_v2sa, sorted(tmp_path.glob("*/*.wav")), 1), want)
+    assert result["skipped"] == ["notes.txt"] and set(result["per_class"]) == {"nine", "yes"}
+    assert result["per_class"]["yes"]["n"] == 2 and result["n_core10"] == 2
+
+
+def test_predict_folder_rejects_empty_folder(tmp_path, blank_v2sa):
     (tmp_path / "_background_noise_").mkdir()
     with pytest.raises(V2SError, match="no .wav clips"):
-        sm.scan_folder(tmp_path)
+        sm.predict_folder(blank_v2sa, tmp_path)
 
 
 def _run_cli(*args):
