@@ -9,7 +9,7 @@ written (or its failure is recorded).
 A lock whose process is gone (same host; the pid is dead, a zombie, or reused by a later process) is
 stale: its claimer was killed, perhaps while writing the stack's records, so `stale()` lists such runs
 for the sweep to train again as one stack, and `claim()` takes the lock over. Checks and takeovers are
-made while holding `fcntl.flock` on `<folder>/.claims.lock` (released by the kernel when its holder
+made while holding `fcntl.flock` on `<folder>/.claims.flock` (released by the kernel when its holder
 dies), so two processes cannot both take over one stale lock. A lock from another host is never
 judged stale from here.
 """
@@ -83,7 +83,7 @@ def _serialised(folder: Path):
     if fcntl is None:
         yield
         return
-    fd = os.open(folder / ".claims.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(folder / ".claims.flock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -5,6 +5,7 @@ The processes here are really killed (SIGKILL, which no handler can catch) while
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import ROOT, ROWS, fake_runner
+from helpers import AM_FILE, ROOT, ROWS, fake_runner
 
 import claims
 import reproduce
@@ -247,8 +248,9 @@ def assert_only_complete_outputs(folder):
             pytest.fail(f"unexpected output {path}")
 
 
-def start(command, env, **kwargs):
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+def start(command, env, stdout=subprocess.PIPE, **kwargs):
+    """Start `command`; its output (stdout and stderr) unbuffered into `stdout`."""
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "V2S_OFFLINE": "1", **env}, **kwargs)
 
 
@@ -296,3 +298,123 @@ def test_v2s_main_killed_while_saving_leaves_only_complete_files_and_the_same_co
 def test_v2s_main_killed_at_many_moments_leaves_only_complete_files(tmp_path):
     """Six kills: at the start of training, mid-training and across the ~1 s of final saves."""
     v2s_main_killed(tmp_path, [(1, 0.0), (4, 0.1), (8, 0.0), (8, 0.2), (8, 0.5), (8, 1.0)])
+
+
+# ----------------------------------------------------------------------------------------------
+# reproduce.py: the whole sweep killed, one worker killed, two sweeps on one --out (the real V2Sa)
+
+# 4 runs of a tiny "Coffee" (dropout {0, 0.4} x segments {1, 10}, one seed) in 2 stacks of 2 programs
+SWEEP = ["--datasets", "Coffee", "--eps", "1", "--seeds", "1", "--programs", "2", "--no-minirocket"]
+RUN_LINE = re.compile(r"Coffee net0 dr\d seg\d+ seed\d: test_acc")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The sweep's command and environment (one intra-op thread everywhere, as in a --jobs 2 worker, so
+    every way of running it gives the same numbers), and the records of an uninterrupted run."""
+    if not AM_FILE.exists():
+        pytest.skip(f"{AM_FILE} not present")
+    root = tmp_path_factory.mktemp("sweep")
+    data = write_dataset(root / "data", "Coffee")
+    (root / "no_speech").mkdir()  # no Table-3 SWD: it needs the speech clips and is not what is tested here
+    env = {"V2S_AM_DIR": str(AM_FILE.parent), "V2S_SPEECH_DIR": str(root / "no_speech"), "V2S_THREADS": "1",
+           "TF_NUM_INTRAOP_THREADS": "1"}
+
+    def command(out, *extra):
+        return [sys.executable, str(ROOT / "reproduce.py"), *SWEEP, "--data-dir", str(data), "--out", str(out), *extra]
+
+    reference = run_to_end(command(root / "reference"), env)
+    assert len(RUN_LINE.findall(reference)) == 4, reference
+    return {"command": command, "env": env, "numbers": numbers(root / "reference")}
+
+
+def run_to_end(command, env) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "V2S_OFFLINE": "1", **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def numbers(out):
+    """Per recorded run: its per-epoch history and its metrics."""
+    runs = [p for p in (out / "runs").glob("*.json") if not p.name.endswith(".error.json")]
+    return {p.name: (r["history"], r["metrics"]) for p in runs for r in [json.loads(p.read_text())]}
+
+
+def assert_sweep_files_complete(out):
+    """Under <out>/runs: complete records and claims; hidden, only the claims' flock file and *.tmp files."""
+    for path in (out / "runs").iterdir():
+        if path.name.startswith("."):
+            assert path.name == ".claims.flock" or path.name.endswith(".tmp"), path
+        elif path.name.endswith(".lock"):
+            assert json.loads(path.read_text())["pid"] > 0
+        else:
+            assert path.name.endswith(".json") and "metrics" in json.loads(path.read_text()), path
+
+
+def claims_in(out):
+    """The lock files of the runs claimed under <out>/runs."""
+    runs = out / "runs"
+    return [p for p in runs.glob("*.lock") if not p.name.startswith(".")] if runs.is_dir() else []
+
+
+def assert_finished_as_uninterrupted(out, sweep):
+    assert numbers(out) == sweep["numbers"]  # the same runs, each recorded once, with the same numbers
+    assert not claims_in(out) and not list((out / "runs").glob("*.error.json"))
+    assert_sweep_files_complete(out)
+
+
+def wait_until(condition, proc, timeout=900):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def started_sweep(sweep, out, log, *extra):
+    return start(sweep["command"](out, *extra), sweep["env"], stdout=open(log, "w"), start_new_session=True)
+
+
+def test_a_sweep_killed_mid_way_then_run_again_records_every_run_once_with_the_same_numbers(sweep, tmp_path):
+    out = tmp_path / "sweep"
+    proc = started_sweep(sweep, out, tmp_path / "killed.log")
+    wait_until(lambda: (out / "runs").is_dir() and any(not p.name.startswith(".") and p.suffix == ".json"
+                                                       for p in (out / "runs").iterdir()), proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and anything it started
+    proc.wait()
+    assert_sweep_files_complete(out)
+    assert len(numbers(out)) < 4  # killed with runs left to do
+    again = run_to_end(sweep["command"](out), sweep["env"])
+    assert len(RUN_LINE.findall(again)) == len(set(RUN_LINE.findall(again)))
+    assert_finished_as_uninterrupted(out, sweep)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_only_its_stack_which_the_same_command_then_trains(sweep, tmp_path):
+    """--jobs 2: five TensorFlow start-ups in all, ~45 s of CPU (2 min when the cores were shared)."""
+    out, log = tmp_path / "sweep", tmp_path / "jobs2.log"
+    proc = started_sweep(sweep, out, log, "--jobs", "2")
+
+    def worker_claim():
+        owners = [json.loads(p.read_text()) for p in claims_in(out)]
+        return next((o["pid"] for o in owners if o["pid"] != proc.pid), None)
+
+    wait_until(worker_claim, proc)
+    os.kill(worker_claim(), signal.SIGKILL)  # one worker, while it trains its stack
+    assert proc.wait(timeout=900) == 0
+    text = log.read_text()
+    assert "NOT RECORDED: its worker died" in text and "FAILED" not in text
+    assert len(numbers(out)) == 2 and not list((out / "runs").glob("*.error.json"))  # the other stack went on
+    run_to_end(sweep["command"](out, "--jobs", "2"), sweep["env"])
+    assert_finished_as_uninterrupted(out, sweep)
+
+
+def test_two_sweeps_on_one_out_folder_share_the_runs_and_train_each_once(sweep, tmp_path):
+    out = tmp_path / "shared"
+    logs = [tmp_path / f"sweep{i}.log" for i in range(2)]
+    procs = [started_sweep(sweep, out, log) for log in logs]
+    assert [proc.wait(timeout=900) for proc in procs] == [0, 0]
+    trained = [line for log in logs for line in RUN_LINE.findall(log.read_text())]
+    assert sorted(trained) == sorted(set(trained)) and len(trained) == 4  # each run trained by one sweep only
+    assert_finished_as_uninterrupted(out, sweep)
