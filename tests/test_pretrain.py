@@ -281,11 +281,14 @@ def test_distill_resumed_after_an_interruption_ends_as_an_uninterrupted_run(tmp_
     resumed = _tiny_body(3)  # a new process: other initial weights, all restored from the backup
     second = _distill(resumed, teacher, x, hard, tmp_path / "resumed")
     assert "resumed from" in capsys.readouterr().out
-    assert second["epochs_run"] == 2 and second["loss"] == history["loss"] and second["kd"] == history["kd"]
+    # the same numbers up to float32 rounding (TensorFlow's multi-threaded reductions are not bitwise
+    # repeatable); a resume that restored the wrong state or re-drew the randomness is off by far more
+    assert second["epochs_run"] == 2
+    assert second["loss"] == pytest.approx(history["loss"], rel=1e-5) and second["kd"] == pytest.approx(history["kd"], rel=1e-5)
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     again = _distill(resumed, teacher, x, hard, tmp_path / "resumed")  # complete: nothing left to train
-    assert again["loss"] == history["loss"] and again["epochs_run"] == 2
+    assert again["loss"] == pytest.approx(history["loss"], rel=1e-5) and again["epochs_run"] == 2
 
 
 def test_distill_without_teacher_trains_on_hard_labels_only(tmp_path):
