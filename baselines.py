@@ -62,8 +62,9 @@ def rocket(data, seed: int = 0, method: str = "minirocket") -> dict:
         raise V2SError(f"--seed must be 0 or more, got {seed}")
     x_train, x_test = _as_collection(data.x_train), _as_collection(data.x_test)
     if x_train.shape[2] < MINIROCKET_MIN_LENGTH:
-        raise V2SError(f"{data.name}: {method} needs series of at least {MINIROCKET_MIN_LENGTH} samples,"
-                       f" got {x_train.shape[2]}")
+        raise V2SError(
+            f"{data.name}: {method} needs series of at least {MINIROCKET_MIN_LENGTH} samples, got {x_train.shape[2]}"
+        )
     classifier = getattr(convolution_based, METHODS[method])(n_jobs=1, random_state=seed)
     start = time.perf_counter()
     classifier.fit(x_train, np.asarray(data.y_train))
@@ -83,11 +84,15 @@ def _as_collection(x) -> np.ndarray:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description="Score a Rocket-family baseline on one UCR dataset "
-                                                 "(fit on TRAIN, test once on TEST).")
+    parser = validation.ArgumentParser(
+        description="Score a Rocket-family baseline on one UCR dataset (fit on TRAIN, test once on TEST)."
+    )
     parser.add_argument("--dataset", required=True, help="original index (see task_list.txt) or a UCR name")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder of <Name>/<Name>_TRAIN.tsv and _TEST.tsv (default: $V2S_DATA_DIR or Datasets/)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of <Name>/<Name>_TRAIN.tsv and _TEST.tsv (default: $V2S_DATA_DIR or Datasets/)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the transform's random_state")
     parser.add_argument("--method", default="minirocket", choices=sorted(METHODS), help="which baseline")
     args = parser.parse_args(argv)
@@ -100,8 +105,10 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     data = ts_dataloader.load_dataset(args.dataset, args.data_dir, download=False)
-    print(f"{METHODS[args.method].removesuffix('Classifier')} on {data.name}: {len(data.y_train)} train, {len(data.y_test)} test, "
-          f"length {data.length}, {data.n_classes} classes, seed {args.seed}")
+    print(
+        f"{METHODS[args.method].removesuffix('Classifier')} on {data.name}: {len(data.y_train)} train, {len(data.y_test)} test, "
+        f"length {data.length}, {data.n_classes} classes, seed {args.seed}"
+    )
     result = rocket(data, seed=args.seed, method=args.method)
     print(f"method={result['method']} fit_seconds={result['fit_seconds']:.2f}")
     print(f"test_accuracy={result['accuracy']:.4f}")

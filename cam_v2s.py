@@ -66,8 +66,14 @@ class GradCAM:
     scores: np.ndarray
 
 
-def grad_cam(am, waveforms: np.ndarray, layer: str = "conv2d_1", class_matrix: np.ndarray | None = None,
-             classes: np.ndarray | None = None, method: str = "gradcam") -> GradCAM:
+def grad_cam(
+    am,
+    waveforms: np.ndarray,
+    layer: str = "conv2d_1",
+    class_matrix: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    method: str = "gradcam",
+) -> GradCAM:
     """Grad-CAM (Selvaraju et al. 2017) of an AM's conv layer, computed with `tf.GradientTape`.
 
     The class score is `(softmax output @ class_matrix)[class]`: with a V2S label map
@@ -89,8 +95,15 @@ def grad_cam(am, waveforms: np.ndarray, layer: str = "conv2d_1", class_matrix: n
     return grad_cams(am, waveforms, [layer], class_matrix, classes, method)[0]
 
 
-def grad_cams(am, waveforms: np.ndarray, layers: list[str], class_matrix: np.ndarray | None = None,
-              classes: np.ndarray | None = None, method: str = "gradcam", extra: list[str] = ()) -> list:
+def grad_cams(
+    am,
+    waveforms: np.ndarray,
+    layers: list[str],
+    class_matrix: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    method: str = "gradcam",
+    extra: list[str] = (),
+) -> list:
     """`grad_cam` for several layers from one forward and one backward pass.
 
     extra: further layer names whose outputs (numpy) are appended to the returned list (e.g. `mel_stft`).
@@ -102,15 +115,21 @@ def grad_cams(am, waveforms: np.ndarray, layers: list[str], class_matrix: np.nda
     model = probes.probe(am, list(layers) + list(extra))
     for name, output in zip(layers, model.outputs):
         if len(output.shape) != 4:
-            raise V2SError(f"layer {name!r} outputs shape {tuple(output.shape)}, not (batch, frames, mel bins, "
-                           "channels): choose one of " + ", ".join(probes.conv_layers(am)))
-    matrix = tf.constant(np.eye(N_SOURCE, dtype=np.float32) if class_matrix is None else np.asarray(class_matrix, np.float32))
+            raise V2SError(
+                f"layer {name!r} outputs shape {tuple(output.shape)}, not (batch, frames, mel bins, "
+                "channels): choose one of " + ", ".join(probes.conv_layers(am))
+            )
+    matrix = tf.constant(
+        np.eye(N_SOURCE, dtype=np.float32) if class_matrix is None else np.asarray(class_matrix, np.float32)
+    )
     x = tf.convert_to_tensor(np.asarray(waveforms, np.float32))
     with tf.GradientTape() as tape:
         outputs = model(x, training=False)
-        activations, probs = outputs[:len(layers)], outputs[-1]
+        activations, probs = outputs[: len(layers)], outputs[-1]
         scores_all = tf.matmul(probs, matrix)
-        chosen = tf.argmax(scores_all, axis=1, output_type=tf.int32) if classes is None else tf.constant(classes, tf.int32)
+        chosen = (
+            tf.argmax(scores_all, axis=1, output_type=tf.int32) if classes is None else tf.constant(classes, tf.int32)
+        )
         scores = tf.gather(scores_all, chosen, axis=1, batch_dims=1)
     all_grads = tape.gradient(scores, activations)  # each (n, frames, bins, channels)
     result = []
@@ -122,7 +141,7 @@ def grad_cams(am, waveforms: np.ndarray, layers: list[str], class_matrix: np.nda
         peak = heat.reshape(len(heat), -1).max(axis=1)
         normalised = heat / np.where(peak > 0, peak, 1.0)[:, None, None]
         result.append(GradCAM(name, heat, normalised, chosen.numpy(), scores.numpy()))
-    return result + [np.asarray(v) for v in outputs[len(layers):]]
+    return result + [np.asarray(v) for v in outputs[len(layers) :]]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +162,9 @@ class CamInputs:
     method: str = "Grad-CAM"
 
 
-def analyse(am, waveform: np.ndarray, layers: list[str], matrix=None, method: str = "gradcam") -> tuple[np.ndarray, np.ndarray, list[GradCAM], np.ndarray]:
+def analyse(
+    am, waveform: np.ndarray, layers: list[str], matrix=None, method: str = "gradcam"
+) -> tuple[np.ndarray, np.ndarray, list[GradCAM], np.ndarray]:
     """Mel spectrogram (frames, mel bins), attention (frames,), Grad-CAMs and output scores of one waveform (16000,)."""
     x = np.asarray(waveform, np.float32)[None, :]
     *cams, mel, attention, probs = grad_cams(am, x, layers, matrix, method=method, extra=["mel_stft", "attSoftmax"])
@@ -159,16 +180,25 @@ def plot_cam(inputs: CamInputs, path) -> None:
     extent = frame_extent(frames, bins)
     fig, axes = plt.subplots(5, 1, figsize=(7.5, 11.5))
     ax = axes[0]
-    ax.plot(t, inputs.waveform, lw=0.5, color="tab:blue",
-            label="reprogrammed input (series + program)" if inputs.series is not None else "speech clip")
+    ax.plot(
+        t,
+        inputs.waveform,
+        lw=0.5,
+        color="tab:blue",
+        label="reprogrammed input (series + program)" if inputs.series is not None else "speech clip",
+    )
     if inputs.series is not None:
         ax.plot(t, inputs.series, lw=0.8, color="tab:red", label="target series tiled into the window")
     ax.set(xlim=(0, 1), xlabel="time (s, 16 kHz samples)", ylabel="amplitude", title="(a) input waveform")
     ax.legend(fontsize=7, loc="upper right")
     ax = axes[1]
     ax.semilogy(frame_times(len(inputs.attention)), inputs.attention, color="tab:green")
-    ax.set(xlim=(0, 1), xlabel="time (s, centre of each 64 ms STFT frame, 8 ms hop)", ylabel="weight (log)",
-           title="(b) attention weights of the AM (attSoftmax)")
+    ax.set(
+        xlim=(0, 1),
+        xlabel="time (s, centre of each 64 ms STFT frame, 8 ms hop)",
+        ylabel="weight (log)",
+        title="(b) attention weights of the AM (attSoftmax)",
+    )
     ax.grid(alpha=0.3, which="both")
     ax = axes[2]
     image = ax.imshow(inputs.mel.T, origin="lower", aspect="auto", extent=extent, cmap="magma")
@@ -177,11 +207,21 @@ def plot_cam(inputs: CamInputs, path) -> None:
     for ax, cam, letter in zip(axes[3:], inputs.cams, "de"):
         heat = cam.normalised[0]
         ax.imshow(inputs.mel.T, origin="lower", aspect="auto", extent=extent, cmap="gray")
-        image = ax.imshow(heat.T, origin="lower", aspect="auto", extent=frame_extent(*heat.shape),
-                          cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        image = ax.imshow(
+            heat.T,
+            origin="lower",
+            aspect="auto",
+            extent=frame_extent(*heat.shape),
+            cmap="jet",
+            alpha=0.5,
+            vmin=0,
+            vmax=1,
+        )
         fig.colorbar(image, ax=ax, pad=0.01, label="Grad-CAM (norm.)")
         note = "" if cam.heatmap.max() > 0 else "  [all zero: negative class gradient; try --method guided]"
-        ax.set(xlim=(0, 1), xlabel="time (s)", ylabel="mel bin", title=f"({letter}) {inputs.method} of {cam.layer}{note}")
+        ax.set(
+            xlim=(0, 1), xlabel="time (s)", ylabel="mel bin", title=f"({letter}) {inputs.method} of {cam.layer}{note}"
+        )
     fig.suptitle(inputs.title + "\n" + "\n".join(textwrap.wrap(inputs.class_text, 110)), fontsize=8)
     reporting.save_figure(fig, path, dpi=72)
 
@@ -192,8 +232,15 @@ def cam_layers(layer: str) -> list[str]:
 
 
 def run_for_series(args) -> Path:
-    model, record, data = runs.load_run(args.weight, args.weight_dir, args.results_dir, args.data_dir,
-                                        dataset=args.dataset, mapping=args.mapping, net=args.net)
+    model, record, data = runs.load_run(
+        args.weight,
+        args.weight_dir,
+        args.results_dir,
+        args.data_dir,
+        dataset=args.dataset,
+        mapping=args.mapping,
+        net=args.net,
+    )
     n_test = len(data.y_test)
     if not -n_test <= args.index < n_test:
         raise V2SError(f"--index {args.index} out of range: {data.name} has {n_test} test series (0..{n_test - 1})")
@@ -205,9 +252,11 @@ def run_for_series(args) -> Path:
     mel, attention, cams, scores = analyse(am, waveform, cam_layers(args.layer), matrix, args.method)
     predicted, true = int(np.argmax(scores)), int(data.y_test[args.index])
     labels = data.label_values
-    class_text = (f"test series {args.index % n_test}: true class {true} (label {labels[true]}), predicted {predicted} "
-                  f"(label {labels[predicted]}, p={scores[predicted]:.3f}); Grad-CAM of the predicted target class "
-                  f"through the label map (sources {record['label_mapping']['groups_named'][predicted][:4]}...)")
+    class_text = (
+        f"test series {args.index % n_test}: true class {true} (label {labels[true]}), predicted {predicted} "
+        f"(label {labels[predicted]}, p={scores[predicted]:.3f}); Grad-CAM of the predicted target class "
+        f"through the label map (sources {record['label_mapping']['groups_named'][predicted][:4]}...)"
+    )
     title = f"{record['run']}  (seg {seg}, AM {record['config']['net']})"
     out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_cam.png"
     plot_cam(CamInputs(title, series, waveform, mel, attention, cams, class_text, METHOD_NAMES[args.method]), out)
@@ -226,46 +275,90 @@ def run_for_audio(args) -> Path:
     mel, attention, cams, scores = analyse(am, clip, cam_layers(args.layer), method=args.method)
     top = int(np.argmax(scores))
     word = path.parent.name if path.parent.name in speech_models.SOURCE_CLASSES else "?"
-    class_text = (f"clip {path.name} (folder word '{word}'): AM predicts '{speech_models.SOURCE_CLASSES[top]}' "
-                  f"(p={scores[top]:.3f}); Grad-CAM of that source class")
-    out = Path(args.out) if args.out else (Path(args.results_dir or runs.RESULTS_DIR)
-                                           / f"{info.name}_{word}_{path.stem}_cam.png")
-    plot_cam(CamInputs(f"bare AM {info.name} on a speech clip", None, clip, mel, attention, cams, class_text,
-                       METHOD_NAMES[args.method]), out)
+    class_text = (
+        f"clip {path.name} (folder word '{word}'): AM predicts '{speech_models.SOURCE_CLASSES[top]}' "
+        f"(p={scores[top]:.3f}); Grad-CAM of that source class"
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(args.results_dir or runs.RESULTS_DIR) / f"{info.name}_{word}_{path.stem}_cam.png")
+    )
+    plot_cam(
+        CamInputs(
+            f"bare AM {info.name} on a speech clip",
+            None,
+            clip,
+            mel,
+            attention,
+            cams,
+            class_text,
+            METHOD_NAMES[args.method],
+        ),
+        out,
+    )
     print(class_text)
     return out
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog="Give either --weight (a saved V2S run) or --audio (a speech clip).")
-    parser.add_argument("--weight", default=None,
-                        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name; its "
-                             "results/<run>.json must exist (it holds the settings to rebuild the model)")
-    parser.add_argument("--dataset", default=None,
-                        help="optional check: the run's dataset (index or name); a different one is an error")
-    parser.add_argument("--mapping", type=int, default=None,
-                        help="optional check: the run's source labels per target label; a different one is an error")
-    parser.add_argument("--net", default=None,
-                        help="with --weight: optional check of the run's AM (0/v2sa, 3/v2su); with --audio: the AM to "
-                             "explain (default 0, the original V2Sa)")
-    parser.add_argument("--layer", default="conv2d_1",
-                        help="conv layer of panel (e); panel (d) is always conv2d (with --layer conv2d, (e) is conv2d_1)")
-    parser.add_argument("--method", default="gradcam", choices=sorted(METHOD_NAMES),
-                        help="gradcam: Selvaraju et al.'s channel weights (mean gradient); guided: mean of the positive "
-                             "gradients where the activation is positive (never all zero for one-channel conv2d_1)")
+    parser = validation.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Give either --weight (a saved V2S run) or --audio (a speech clip).",
+    )
+    parser.add_argument(
+        "--weight",
+        default=None,
+        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name; its "
+        "results/<run>.json must exist (it holds the settings to rebuild the model)",
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="optional check: the run's dataset (index or name); a different one is an error"
+    )
+    parser.add_argument(
+        "--mapping",
+        type=int,
+        default=None,
+        help="optional check: the run's source labels per target label; a different one is an error",
+    )
+    parser.add_argument(
+        "--net",
+        default=None,
+        help="with --weight: optional check of the run's AM (0/v2sa, 3/v2su); with --audio: the AM to "
+        "explain (default 0, the original V2Sa)",
+    )
+    parser.add_argument(
+        "--layer",
+        default="conv2d_1",
+        help="conv layer of panel (e); panel (d) is always conv2d (with --layer conv2d, (e) is conv2d_1)",
+    )
+    parser.add_argument(
+        "--method",
+        default="gradcam",
+        choices=sorted(METHOD_NAMES),
+        help="gradcam: Selvaraju et al.'s channel weights (mean gradient); guided: mean of the positive "
+        "gradients where the activation is positive (never all zero for one-channel conv2d_1)",
+    )
     parser.add_argument("--index", type=int, default=0, help="which TEST series of the dataset to explain (0-based)")
-    parser.add_argument("--data-dir", default=None,
-                        help="where to read the dataset (default: the data directory recorded in the run)")
-    parser.add_argument("--audio", default=None,
-                        help="a WAV clip (e.g. ../shared/speech/gsc/yes/<clip>.wav): explain the bare AM on it instead")
+    parser.add_argument(
+        "--data-dir", default=None, help="where to read the dataset (default: the data directory recorded in the run)"
+    )
+    parser.add_argument(
+        "--audio",
+        default=None,
+        help="a WAV clip (e.g. ../shared/speech/gsc/yes/<clip>.wav): explain the bare AM on it instead",
+    )
     parser.add_argument("--am-weights", default=None, help="with --audio: the AM's weights (default as v2s_main.py)")
     parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
-    parser.add_argument("--results-dir", default=None,
-                        help="where run records are read and the figure written (default results/)")
-    parser.add_argument("--out", default=None,
-                        help="figure path (default <results-dir>/<run>_cam.png, or <am>_<word>_<clip>_cam.png for --audio)")
+    parser.add_argument(
+        "--results-dir", default=None, help="where run records are read and the figure written (default results/)"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="figure path (default <results-dir>/<run>_cam.png, or <am>_<word>_<clip>_cam.png for --audio)",
+    )
     args = parser.parse_args(argv)
     if (args.weight is None) == (args.audio is None):
         raise V2SError("give exactly one of --weight (a saved V2S run) or --audio (a speech clip)")

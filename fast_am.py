@@ -40,8 +40,20 @@ import tensorflow as tf
 from utils import WAVE_LEN
 
 # Layers the accelerated body reads by name (those of speech_models.build_am("v2sa"/"v2su")).
-_REQUIRED = ("stft", "mel_filterbank", "log_mel", "mel_stft", "conv2d", "batch_normalization_1",
-             "bidirectional", "bidirectional_1", "dense", "dense_1", "dense_2", "output")
+_REQUIRED = (
+    "stft",
+    "mel_filterbank",
+    "log_mel",
+    "mel_stft",
+    "conv2d",
+    "batch_normalization_1",
+    "bidirectional",
+    "bidirectional_1",
+    "dense",
+    "dense_1",
+    "dense_2",
+    "output",
+)
 
 # How the two BiLSTMs run: "fused" (the XLA recurrences below) or "keras" (the AM's own Bidirectional
 # layers). Measured in benchmarks/throughput.py (docs/performance.md); multi_program picks per stack size.
@@ -56,8 +68,11 @@ def is_supported(am) -> bool:
     for name in ("bidirectional", "bidirectional_1"):
         layer = am.get_layer(name)
         for cell in (layer.forward_layer.cell, layer.backward_layer.cell):
-            if (keras.activations.serialize(cell.activation) != "tanh"
-                    or keras.activations.serialize(cell.recurrent_activation) != "sigmoid" or not cell.use_bias):
+            if (
+                keras.activations.serialize(cell.activation) != "tanh"
+                or keras.activations.serialize(cell.recurrent_activation) != "sigmoid"
+                or not cell.use_bias
+            ):
                 return False
         if layer.merge_mode != "concat" or not layer.forward_layer.return_sequences:
             return False
@@ -108,15 +123,18 @@ def _t(variable):
 def lstm_weights(bidirectional):
     """(W (2, D, 4H), U (2, H, 4H), b (2, 4H)) of a Bidirectional LSTM layer, forward direction first."""
     cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
-    return (tf.stack([_t(c.kernel) for c in cells]), tf.stack([_t(c.recurrent_kernel) for c in cells]),
-            tf.stack([_t(c.bias) for c in cells]))
+    return (
+        tf.stack([_t(c.kernel) for c in cells]),
+        tf.stack([_t(c.recurrent_kernel) for c in cells]),
+        tf.stack([_t(c.bias) for c in cells]),
+    )
 
 
 def _gates(z, units):
     i = tf.sigmoid(z[..., :units])
-    f = tf.sigmoid(z[..., units:2 * units])
-    g = tf.tanh(z[..., 2 * units:3 * units])
-    o = tf.sigmoid(z[..., 3 * units:])
+    f = tf.sigmoid(z[..., units : 2 * units])
+    g = tf.tanh(z[..., 2 * units : 3 * units])
+    o = tf.sigmoid(z[..., 3 * units :])
     return i, f, g, o
 
 
@@ -149,11 +167,18 @@ def _recurrence_backward(dh_out, cs, tcs, gates, u):
     zeros = tf.zeros_like(dh_out[0])
 
     def step(t_dh, c_prev, tc, gate, dh_next, dc_next):
-        i, f, g, o = gate[..., :units], gate[..., units:2 * units], gate[..., 2 * units:3 * units], gate[..., 3 * units:]
+        i, f, g, o = (
+            gate[..., :units],
+            gate[..., units : 2 * units],
+            gate[..., 2 * units : 3 * units],
+            gate[..., 3 * units :],
+        )
         dh = t_dh + dh_next
         dc = dc_next + dh * o * (1.0 - tc * tc)
-        dz = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
-                        dh * tc * o * (1.0 - o)], axis=-1)
+        dz = tf.concat(
+            [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)],
+            axis=-1,
+        )
         return dz, tf.matmul(dz, u, transpose_b=True), dc * f
 
     c_prevs = tf.concat([zeros[None], cs[:-1]], axis=0)
@@ -191,7 +216,7 @@ def make_bilstm():
             zx = tf.einsum("nbtd,ndg->tnbg", xs, w) + b[None, :, None]  # every step's x·W + b in one matmul
             batch = tf.shape(x)[0]
             zx = tf.stop_gradient(pad(zx, batch))  # not differentiated (custom grad)
-            parts = [fwd(zx[:, n:n + 1], u[n:n + 1]) for n in (0, 1)]  # one loop per direction
+            parts = [fwd(zx[:, n : n + 1], u[n : n + 1]) for n in (0, 1)]  # one loop per direction
             hs, cs, tcs, gates = (tf.concat(arrays, axis=1) for arrays in zip(*parts))
             hs = hs[:, :, :batch]
             h_f, h_b = hs[:, 0], hs[:, 1]  # (T, B, H)
@@ -200,8 +225,13 @@ def make_bilstm():
             def grad(dout):
                 dh = tf.stack([dout[..., :units], tf.reverse(dout[..., units:], axis=[1])])  # (2, B, T, H)
                 dh = tf.stop_gradient(pad(tf.transpose(dh, (2, 0, 1, 3)), batch))
-                dzx = tf.concat([bwd(dh[:, n:n + 1], cs[:, n:n + 1], tcs[:, n:n + 1], gates[:, n:n + 1], u[n:n + 1])
-                                 for n in (0, 1)], axis=1)
+                dzx = tf.concat(
+                    [
+                        bwd(dh[:, n : n + 1], cs[:, n : n + 1], tcs[:, n : n + 1], gates[:, n : n + 1], u[n : n + 1])
+                        for n in (0, 1)
+                    ],
+                    axis=1,
+                )
                 dxs = tf.einsum("tnbg,ndg->nbtd", dzx[:, :, :batch], w)
                 return dxs[0] + tf.reverse(dxs[1], axis=[1])
 
@@ -240,8 +270,9 @@ class FastBody:
         self.am = am
         self.options = {"lstm": lstm}
         self.bilstm = make_bilstm()
-        self.conv_block = keras.Model(am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output,
-                                      name=f"{am.name}_conv_block")
+        self.conv_block = keras.Model(
+            am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output, name=f"{am.name}_conv_block"
+        )
         stft = am.get_layer("stft")
         if stft.n_fft != stft.win_length or stft.hop_length != _HOP or not stft.pad_end or stft.pad_begin:
             raise ValueError("accelerate: unexpected STFT settings")
@@ -250,14 +281,24 @@ class FastBody:
     def spectrum(self, wave):
         """(..., 16000) -> complex STFT (..., 125, 513), as kapre's STFT layer (hann, hop 128, pad_end)."""
         n = self.window.shape[0]
-        return tf.signal.stft(wave, frame_length=n, frame_step=_HOP, fft_length=n,
-                              window_fn=lambda length, dtype=tf.float32: self.window, pad_end=True)
+        return tf.signal.stft(
+            wave,
+            frame_length=n,
+            frame_step=_HOP,
+            fft_length=n,
+            window_fn=lambda length, dtype=tf.float32: self.window,
+            pad_end=True,
+        )
 
     def mel(self, magnitude):
         """|STFT| (..., 125, 513) -> standardised log-mel (..., 125, 80) (the AM's `mel_stft`, no channel axis)."""
         am = self.am
-        return log_mel_standardise(magnitude, tf.convert_to_tensor(am.get_layer("mel_filterbank").filterbank),
-                                   am.get_layer("log_mel").offset, am.get_layer("mel_stft").epsilon)
+        return log_mel_standardise(
+            magnitude,
+            tf.convert_to_tensor(am.get_layer("mel_filterbank").filterbank),
+            am.get_layer("log_mel").offset,
+            am.get_layer("mel_stft").epsilon,
+        )
 
     def data_spectrum(self, wave):
         """STFT of the (mostly zero) padded series, (B, 16000) -> (B, 125, 513), computed only on the frames

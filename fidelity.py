@@ -55,11 +55,24 @@ def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[
 
     fits = [m for m in SEGMENTS if m <= (utils.WAVE_LEN - OFFSET) // length]
     maximal = ts_model.many_to_one(n_classes, None, "random", seed)[1]
-    out = [(ProgramSetting(seed=seed, seg=m, dropout=dr, offset=OFFSET, groups=maximal), "maximal")
-           for m in fits for dr in DROPOUTS]
+    out = [
+        (ProgramSetting(seed=seed, seg=m, dropout=dr, offset=OFFSET, groups=maximal), "maximal")
+        for m in fits
+        for dr in DROPOUTS
+    ]
     if schedule == "original":
-        out.append((ProgramSetting(seed=seed, seg=fits[-1], dropout=0.4, offset=OFFSET,
-                                   groups=ts_model.many_to_one(n_classes, 1, "random", seed)[1]), "one"))
+        out.append(
+            (
+                ProgramSetting(
+                    seed=seed,
+                    seg=fits[-1],
+                    dropout=0.4,
+                    offset=OFFSET,
+                    groups=ts_model.many_to_one(n_classes, 1, "random", seed)[1],
+                ),
+                "one",
+            )
+        )
     return out
 
 
@@ -79,14 +92,37 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     am, info = speech_models.load_am("v2sa")
     am.trainable = False
     settings, maps = zip(*settings_for(schedule, data.n_classes, data.length, seed))
-    results = multi_program.train_programs(am, (x_fit, y_fit), (x_val, y_val), list(settings), epochs=eps, seed=seed,
-                                           **SCHEDULES[schedule], monitor_on={"test": (data.x_test, data.y_test)})
-    programs = [{"setting": {**{k: v for k, v in r["setting"].items() if k != "groups"}, "map": name},
-                 "groups": r["setting"]["groups"], "history": r["history"], "best_epoch": r["best_epoch"]}
-                for r, name in zip(results, maps)]
-    record = {"dataset": data.describe(), "schedule": {"name": schedule, **SCHEDULES[schedule]}, "seed": seed,
-              "eps": eps, "n_fit": len(y_fit), "n_validation": len(y_val), "am": {"name": info.name, "sha256": info.sha256},
-              "programs": programs, "wall_time_s": round(time.time() - started, 1), "versions": utils.versions()}
+    results = multi_program.train_programs(
+        am,
+        (x_fit, y_fit),
+        (x_val, y_val),
+        list(settings),
+        epochs=eps,
+        seed=seed,
+        **SCHEDULES[schedule],
+        monitor_on={"test": (data.x_test, data.y_test)},
+    )
+    programs = [
+        {
+            "setting": {**{k: v for k, v in r["setting"].items() if k != "groups"}, "map": name},
+            "groups": r["setting"]["groups"],
+            "history": r["history"],
+            "best_epoch": r["best_epoch"],
+        }
+        for r, name in zip(results, maps)
+    ]
+    record = {
+        "dataset": data.describe(),
+        "schedule": {"name": schedule, **SCHEDULES[schedule]},
+        "seed": seed,
+        "eps": eps,
+        "n_fit": len(y_fit),
+        "n_validation": len(y_val),
+        "am": {"name": info.name, "sha256": info.sha256},
+        "programs": programs,
+        "wall_time_s": round(time.time() - started, 1),
+        "versions": utils.versions(),
+    }
     utils.atomic_write_json(path, record)
     return path
 
@@ -97,29 +133,47 @@ def program_rows(record: dict) -> list[dict]:
     for prog in record["programs"]:
         h, s = prog["history"], prog["setting"]
         best = prog["best_epoch"] - 1
-        rows.append({"dataset": record["dataset"]["name"], "seed": record["seed"], "schedule": record["schedule"]["name"],
-                     "seg": s["seg"], "dropout": s["dropout"], "map": s["map"],
-                     "val_ce": h["val_ce"][best], "test_at_val_epoch": h["test_accuracy"][best],
-                     "test_best_epoch": max(h["test_accuracy"]), "test_last_epoch": h["test_accuracy"][-1]})
+        rows.append(
+            {
+                "dataset": record["dataset"]["name"],
+                "seed": record["seed"],
+                "schedule": record["schedule"]["name"],
+                "seg": s["seg"],
+                "dropout": s["dropout"],
+                "map": s["map"],
+                "val_ce": h["val_ce"][best],
+                "test_at_val_epoch": h["test_accuracy"][best],
+                "test_best_epoch": max(h["test_accuracy"]),
+                "test_last_epoch": h["test_accuracy"][-1],
+            }
+        )
     return rows
 
 
 def protocols(rows: list[dict]) -> dict:
     """Test accuracy (fraction) of one dataset and seed under the three protocols, over the given programs."""
     honest = min(rows, key=lambda r: (r["val_ce"], r["schedule"], r["seg"], r["dropout"]))
-    return {"honest": honest["test_at_val_epoch"],
-            "setting on test": max(r["test_at_val_epoch"] for r in rows),
-            "original (epoch and setting on test)": max(r["test_best_epoch"] for r in rows)}
+    return {
+        "honest": honest["test_at_val_epoch"],
+        "setting on test": max(r["test_at_val_epoch"] for r in rows),
+        "original (epoch and setting on test)": max(r["test_best_epoch"] for r in rows),
+    }
 
 
 def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) -> str:
     """fidelity.md: per-setting accuracies, protocols vs the paper, and what each knob does on average."""
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    lines = ["# Fidelity ablation: what closes the gap to the paper's V2Sa", "",
-             f"Command: `{command}` ({len(datasets)} datasets, {seeds} seed(s), {eps} epochs, V2Sa original weights "
-             f"frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset {OFFSET}). "
-             "Accuracies in percent, mean over seeds.", ""]
-    settings = sorted({(r["schedule"], r["seg"], r["dropout"], r["map"]) for r in rows}, key=lambda k: (k[3] != "maximal", k))
+    lines = [
+        "# Fidelity ablation: what closes the gap to the paper's V2Sa",
+        "",
+        f"Command: `{command}` ({len(datasets)} datasets, {seeds} seed(s), {eps} epochs, V2Sa original weights "
+        f"frozen, random maximal many-to-one map unless stated, 20 % of TRAIN for validation, offset {OFFSET}). "
+        "Accuracies in percent, mean over seeds.",
+        "",
+    ]
+    settings = sorted(
+        {(r["schedule"], r["seg"], r["dropout"], r["map"]) for r in rows}, key=lambda k: (k[3] != "maximal", k)
+    )
     header = [f"{sch} m={m} dr={dr}" + ("" if mp == "maximal" else " map=1") for sch, m, dr, mp in settings]
     lines += ["## Test accuracy per setting (epoch chosen on validation; in brackets: best epoch on TEST)", ""]
     table = []
@@ -127,48 +181,83 @@ def report(rows: list[dict], paper: dict, command: str, seeds: int, eps: int) ->
         cells = []
         for key in settings:
             got = [r for r in rows if r["dataset"] == d and (r["schedule"], r["seg"], r["dropout"], r["map"]) == key]
-            cells.append(f"{100 * np.mean([r['test_at_val_epoch'] for r in got]):.1f} "
-                         f"({100 * np.mean([r['test_best_epoch'] for r in got]):.1f})" if got else "–")
+            cells.append(
+                f"{100 * np.mean([r['test_at_val_epoch'] for r in got]):.1f} "
+                f"({100 * np.mean([r['test_best_epoch'] for r in got]):.1f})"
+                if got
+                else "–"
+            )
         table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
     lines += reporting.markdown_table(["dataset", "paper V2Sa", *header], table)
     lines += ["", "## Protocols (all settings above are the candidates)", ""]
     names = ["honest", "setting on test", "original (epoch and setting on test)"]
-    subsets = {"all settings": lambda r: True, "original schedule only": lambda r: r["schedule"] == "original",
-               "original schedule, maximal map, m=1 only": lambda r: r["schedule"] == "original" and r["seg"] == 1
-               and r["map"] == "maximal"}
+    subsets = {
+        "all settings": lambda r: True,
+        "original schedule only": lambda r: r["schedule"] == "original",
+        "original schedule, maximal map, m=1 only": lambda r: (
+            r["schedule"] == "original" and r["seg"] == 1 and r["map"] == "maximal"
+        ),
+    }
     table = []
     per_protocol = {(s, n): [] for s in subsets for n in names}
     for d in datasets:
         cells = []
         for sname, keep in subsets.items():
-            by_seed = [protocols([r for r in rows if r["dataset"] == d and r["seed"] == seed and keep(r)])
-                       for seed in sorted({r["seed"] for r in rows if r["dataset"] == d})]
+            by_seed = [
+                protocols([r for r in rows if r["dataset"] == d and r["seed"] == seed and keep(r)])
+                for seed in sorted({r["seed"] for r in rows if r["dataset"] == d})
+            ]
             for n in names:
                 value = 100 * float(np.mean([p[n] for p in by_seed]))
                 per_protocol[(sname, n)].append(value - paper.get(d, np.nan))
                 cells.append(f"{value:.1f}")
         table.append([d, f"{paper.get(d, float('nan')):.2f}", *cells])
-    table.append(["**mean gap to paper (points)**", "",
-                  *(f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names)])
+    table.append(
+        [
+            "**mean gap to paper (points)**",
+            "",
+            *(f"{np.nanmean(per_protocol[(s, n)]):+.1f}" for s in subsets for n in names),
+        ]
+    )
     lines += reporting.markdown_table(["dataset", "paper V2Sa", *(f"{n} [{s}]" for s in subsets for n in names)], table)
-    lines += ["", "## What each knob does (mean test accuracy over datasets and the other knobs, epoch on validation)", ""]
-    for knob, label in (("schedule", "learning-rate schedule"), ("seg", "segments m"), ("dropout", "dropout"), ("map", "label map")):
+    lines += [
+        "",
+        "## What each knob does (mean test accuracy over datasets and the other knobs, epoch on validation)",
+        "",
+    ]
+    for knob, label in (
+        ("schedule", "learning-rate schedule"),
+        ("seg", "segments m"),
+        ("dropout", "dropout"),
+        ("map", "label map"),
+    ):
         pool = [r for r in rows if r["map"] == "maximal"]
         if knob == "map":  # compare like with like: original schedule, the map-1 program's m and dropout
-            pool = [r for r in rows if r["schedule"] == "original" and r["dropout"] == 0.4
-                    and r["seg"] == max(x["seg"] for x in rows if x["dataset"] == r["dataset"])]
+            pool = [
+                r
+                for r in rows
+                if r["schedule"] == "original"
+                and r["dropout"] == 0.4
+                and r["seg"] == max(x["seg"] for x in rows if x["dataset"] == r["dataset"])
+            ]
         levels = sorted({r[knob] for r in pool}, key=str)
-        text = ", ".join(f"{level}: {100 * np.mean([r['test_at_val_epoch'] for r in pool if r[knob] == level]):.1f}"
-                         for level in levels)
+        text = ", ".join(
+            f"{level}: {100 * np.mean([r['test_at_val_epoch'] for r in pool if r[knob] == level]):.1f}"
+            for level in levels
+        )
         lines.append(f"- {label}: {text}")
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--datasets", default="Wine,GunPoint,Plane,ECG200,Trace,Coffee,Lightning2,Herring",
-                        help="comma-separated UCR names (Table-2 datasets, so the paper's V2Sa is known)")
+    parser = validation.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--datasets",
+        default="Wine,GunPoint,Plane,ECG200,Trace,Coffee,Lightning2,Herring",
+        help="comma-separated UCR names (Table-2 datasets, so the paper's V2Sa is known)",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1")
     parser.add_argument("--eps", type=int, default=100, help="epochs per run")
     parser.add_argument("--data-dir", default=None, help="UCR folder (default $V2S_DATA_DIR or Datasets/)")
@@ -202,11 +291,18 @@ def main(argv=None) -> int:
                     path = run_stack(name, schedule, seed, args.eps, args.data_dir, out)
                     record = json.loads(path.read_text())
                     best = protocols(program_rows(record))
-                    print(f"{name} {schedule} seed{seed}: honest {best['honest']:.3f}, original protocol "
-                          f"{best['original (epoch and setting on test)']:.3f} ({record['wall_time_s']:.0f}s)", flush=True)
+                    print(
+                        f"{name} {schedule} seed{seed}: honest {best['honest']:.3f}, original protocol "
+                        f"{best['original (epoch and setting on test)']:.3f} ({record['wall_time_s']:.0f}s)",
+                        flush=True,
+                    )
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
-    rows = [row for record in records if record["eps"] == args.eps and record["seed"] < args.seeds
-            and record["dataset"]["name"] in names for row in program_rows(record)]
+    rows = [
+        row
+        for record in records
+        if record["eps"] == args.eps and record["seed"] < args.seeds and record["dataset"]["name"] in names
+        for row in program_rows(record)
+    ]
     if not rows:
         raise V2SError(f"no fidelity records in {out / 'runs'}")
     command = "python fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])

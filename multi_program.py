@@ -69,8 +69,16 @@ class ProgramStack:
             (`resolve`); `length` is the series length for masks.
     """
 
-    def __init__(self, am, n_classes: int, settings: list[ProgramSetting | dict], length: int, lr: float = 0.05,
-                 lr_decay: float = 0.48, options: dict | None = None):
+    def __init__(
+        self,
+        am,
+        n_classes: int,
+        settings: list[ProgramSetting | dict],
+        length: int,
+        lr: float = 0.05,
+        lr_decay: float = 0.48,
+        options: dict | None = None,
+    ):
         if not fast_am.is_supported(am):
             raise ValueError("multi_program needs a mel AM (V2Sa/V2Su)")
         settings = [as_setting(s) for s in settings]
@@ -86,8 +94,10 @@ class ProgramStack:
         init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
         self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
         self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s.groups) for s in settings]))  # (P, 36, K)
-        masks = [ts_model.program_mask(length, s.seg, s.offset) if s.mask else np.ones(WAVE_LEN, np.float32)
-                 for s in settings]
+        masks = [
+            ts_model.program_mask(length, s.seg, s.offset) if s.mask else np.ones(WAVE_LEN, np.float32)
+            for s in settings
+        ]
         self.masks = tf.constant(np.stack(masks))
         self.rates = tf.constant([float(s.dropout) for s in settings], tf.float32)
         self.l2 = tf.constant([float(s.l2) for s in settings], tf.float32)
@@ -110,7 +120,9 @@ class ProgramStack:
 
         loss = mean cross-entropy + l2 * sum(theta**2), per program."""
         flat = tf.reshape(x, (-1, WAVE_LEN))
-        data = tf.reshape(self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0))
+        data = tf.reshape(
+            self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0)
+        )
         spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
         shape = tf.shape(spectrum)
         probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
@@ -160,18 +172,30 @@ class ProgramStack:
         """
         ce_sum, hits = np.zeros(self.P), np.zeros(self.P)
         for start in range(0, len(y), batch):
-            xb = np.stack([t[start:start + batch] for t in tiled])
-            yb = np.repeat(np.asarray(y)[None, start:start + batch], self.P, 0)
+            xb = np.stack([t[start : start + batch] for t in tiled])
+            yb = np.repeat(np.asarray(y)[None, start : start + batch], self.P, 0)
             ce, correct = self.evaluate_batch(tf.constant(xb), tf.constant(yb))
             ce_sum += ce.numpy() * yb.shape[1]
             hits += correct.numpy()
         return ce_sum / len(y), hits / len(y)
 
 
-def train_programs(am, data_fit, data_val, settings: list[ProgramSetting | dict], epochs: int = 100,
-                   batch_size: int = 32, lr: float = 0.05, lr_decay: float = 0.48, seed: int = 0,
-                   eval_batch: int = 128, verbose: int = 0, options: dict | None = None,
-                   evaluate_on: dict | None = None, monitor_on: dict | None = None) -> list[dict]:
+def train_programs(
+    am,
+    data_fit,
+    data_val,
+    settings: list[ProgramSetting | dict],
+    epochs: int = 100,
+    batch_size: int = 32,
+    lr: float = 0.05,
+    lr_decay: float = 0.48,
+    seed: int = 0,
+    eval_batch: int = 128,
+    verbose: int = 0,
+    options: dict | None = None,
+    evaluate_on: dict | None = None,
+    monitor_on: dict | None = None,
+) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
 
     Args:
@@ -220,15 +244,25 @@ def train_programs(am, data_fit, data_val, settings: list[ProgramSetting | dict]
         tiled_val = tiled(data_val[0])
     monitored = {name: (tiled(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()}
     P, n = len(full), len(y_fit)
-    history = [{"loss": [], "accuracy": [], "ce": [], "val_loss": [], "val_accuracy": [], "val_ce": [],
-                **{f"{name}_{m}": [] for name in monitored for m in ("ce", "accuracy")}} for _ in range(P)]
+    history = [
+        {
+            "loss": [],
+            "accuracy": [],
+            "ce": [],
+            "val_loss": [],
+            "val_accuracy": [],
+            "val_ce": [],
+            **{f"{name}_{m}": [] for name in monitored for m in ("ce", "accuracy")},
+        }
+        for _ in range(P)
+    ]
     best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
     started, seen = time.time(), 0
     for epoch in range(epochs):
         orders = [np.random.default_rng([s.seed, epoch]).permutation(n) for s in full]
         loss_sum, ce_sum, hits = np.zeros(P), np.zeros(P), np.zeros(P)
         for start in range(0, n, batch_size):
-            rows = [order[start:start + batch_size] for order in orders]
+            rows = [order[start : start + batch_size] for order in orders]
             xb = np.stack([tiled_fit[p][rows[p]] for p in range(P)])
             yb = np.stack([y_fit[rows[p]] for p in range(P)])
             loss, ce, correct = stack.train_step(tf.constant(xb), tf.constant(yb))
@@ -261,19 +295,35 @@ def train_programs(am, data_fit, data_val, settings: list[ProgramSetting | dict]
             print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
     rate = seen / max(time.time() - started, 1e-9)
     theta_last = stack.theta.numpy()
-    chosen = [best[p] if best[p]["epoch"] is not None else {"epoch": epochs - 1, "value": None, "theta": theta_last[p]}
-              for p in range(P)]
+    chosen = [
+        best[p] if best[p]["epoch"] is not None else {"epoch": epochs - 1, "value": None, "theta": theta_last[p]}
+        for p in range(P)
+    ]
     stack.theta.assign(np.stack([c["theta"] for c in chosen]))
     metrics = [{} for _ in range(P)]
     if has_val:
         for p, c in enumerate(chosen):
             h, e = history[p], c["epoch"]
-            metrics[p]["validation"] = {"loss": h["val_loss"][e], "accuracy": h["val_accuracy"][e], "ce": h["val_ce"][e]}
+            metrics[p]["validation"] = {
+                "loss": h["val_loss"][e],
+                "accuracy": h["val_accuracy"][e],
+                "ce": h["val_ce"][e],
+            }
     penalty = stack.penalty()
     for name, (x, y) in (evaluate_on or {}).items():
         ce, accuracy = stack.evaluate(tiled(x), np.asarray(y).astype(np.int32), eval_batch)
         for p in range(P):
             metrics[p][name] = {"loss": float(ce[p] + penalty[p]), "accuracy": float(accuracy[p]), "ce": float(ce[p])}
-    return [{"setting": s.as_dict(), "history": history[p], "best_epoch": chosen[p]["epoch"] + 1,
-             "best_val_ce": chosen[p]["value"], "theta": chosen[p]["theta"], "theta_last": theta_last[p].copy(),
-             "metrics": metrics[p], "samples_per_s": round(rate, 1)} for p, s in enumerate(full)]
+    return [
+        {
+            "setting": s.as_dict(),
+            "history": history[p],
+            "best_epoch": chosen[p]["epoch"] + 1,
+            "best_val_ce": chosen[p]["value"],
+            "theta": chosen[p]["theta"],
+            "theta_last": theta_last[p].copy(),
+            "metrics": metrics[p],
+            "samples_per_s": round(rate, 1),
+        }
+        for p, s in enumerate(full)
+    ]

@@ -57,52 +57,113 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Train a model with --net v2sa_local|v2su|cnn1d; evaluate with --eval-dir. "
         "Paths under ../shared are the defaults of this workplace; pass 'none' to leave a source out.",
     )
-    parser.add_argument("--net", default="0",
-                        help="evaluation: 0/v2sa, 3/v2su, 5/cnn1d; training: v2sa_local (V2Sa trained here, the "
-                             "offline fallback of --net 0), v2su (3) or cnn1d (5)")
+    parser.add_argument(
+        "--net",
+        default="0",
+        help="evaluation: 0/v2sa, 3/v2su, 5/cnn1d; training: v2sa_local (V2Sa trained here, the "
+        "offline fallback of --net 0), v2su (3) or cnn1d (5)",
+    )
     parser.add_argument("--eval-dir", help="only evaluate: a Speech-Commands-layout folder to score")
     parser.add_argument("--am-weights", help="evaluation: weights file (default: the usual search, see speech_models)")
     parser.add_argument("--batch-size", type=int, default=64, help="clips per batch (evaluation and training)")
     train = parser.add_argument_group("training")
-    train.add_argument("--corpus-dir", action="append", default=None,
-                       help="Speech-Commands-layout folder(s) of real speech, repeatable (default ../shared/speech/gsc). "
-                            "Clips in testing_list.txt (or, for ../shared, the v0.02 TEST rows of SOURCES.tsv) are "
-                            "evaluation only, and so are all clips of their speakers")
-    train.add_argument("--fsdd-dir", default=str(SHARED_DIR / "speech" / "fsdd"),
-                       help="Free Spoken Digit Dataset recordings (<digit>_<speaker>_<n>.wav, 8 kHz, resampled); 'none' to skip")
-    train.add_argument("--fsdd-holdout", default="nicolas",
-                       help="comma-separated FSDD speakers kept out of training and scored")
-    train.add_argument("--noise-dir", default=str(SHARED_DIR / "noise"),
-                       help="background-noise WAVs: mixed into speech and cut into class-0 (silence/unknown) clips; 'none' to skip")
-    train.add_argument("--ucr-dir", default=str(SHARED_DIR / "ucr"),
-                       help="UCR <Name>/<Name>_TRAIN.tsv files (TEST files are never read): V2S-like inputs, tiled "
-                            "series + random programs, labelled by the teacher only; 'none' to skip")
-    train.add_argument("--tts", action=argparse.BooleanOptionalAction, default=True,
-                       help="synthesise the 35 words with the installed offline TTS voices (espeak-ng variants, flite)")
-    train.add_argument("--espeak-voices", type=int, default=90,
-                       help="espeak-ng voice configurations (accent x variant x speed x pitch) drawn at random")
-    train.add_argument("--teacher", default=None,
-                       help="weights of the teacher V2Sa (default: speech_models' search for the original "
-                            "model-attRNN.h5); 'none' trains on hard labels only")
-    train.add_argument("--epochs", type=int, default=None, help="training epochs (default per model: v2sa_local 8, v2su 3, cnn1d 4)")
-    train.add_argument("--lr", type=float, default=None, help="Adam's peak learning rate, cosine decay (default per model)")
+    train.add_argument(
+        "--corpus-dir",
+        action="append",
+        default=None,
+        help="Speech-Commands-layout folder(s) of real speech, repeatable (default ../shared/speech/gsc). "
+        "Clips in testing_list.txt (or, for ../shared, the v0.02 TEST rows of SOURCES.tsv) are "
+        "evaluation only, and so are all clips of their speakers",
+    )
+    train.add_argument(
+        "--fsdd-dir",
+        default=str(SHARED_DIR / "speech" / "fsdd"),
+        help="Free Spoken Digit Dataset recordings (<digit>_<speaker>_<n>.wav, 8 kHz, resampled); 'none' to skip",
+    )
+    train.add_argument(
+        "--fsdd-holdout", default="nicolas", help="comma-separated FSDD speakers kept out of training and scored"
+    )
+    train.add_argument(
+        "--noise-dir",
+        default=str(SHARED_DIR / "noise"),
+        help="background-noise WAVs: mixed into speech and cut into class-0 (silence/unknown) clips; 'none' to skip",
+    )
+    train.add_argument(
+        "--ucr-dir",
+        default=str(SHARED_DIR / "ucr"),
+        help="UCR <Name>/<Name>_TRAIN.tsv files (TEST files are never read): V2S-like inputs, tiled "
+        "series + random programs, labelled by the teacher only; 'none' to skip",
+    )
+    train.add_argument(
+        "--tts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="synthesise the 35 words with the installed offline TTS voices (espeak-ng variants, flite)",
+    )
+    train.add_argument(
+        "--espeak-voices",
+        type=int,
+        default=90,
+        help="espeak-ng voice configurations (accent x variant x speed x pitch) drawn at random",
+    )
+    train.add_argument(
+        "--teacher",
+        default=None,
+        help="weights of the teacher V2Sa (default: speech_models' search for the original "
+        "model-attRNN.h5); 'none' trains on hard labels only",
+    )
+    train.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default per model: v2sa_local 8, v2su 3, cnn1d 4)"
+    )
+    train.add_argument(
+        "--lr", type=float, default=None, help="Adam's peak learning rate, cosine decay (default per model)"
+    )
     train.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
-    train.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label cross-entropy beside the distillation loss")
-    train.add_argument("--mix-prob", type=float, default=0.3, help="fraction of each batch mixed with another example (teacher labels only)")
-    train.add_argument("--copies-gsc", type=int, default=8, help="augmented copies of each real Speech-Commands training clip")
+    train.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of the hard-label cross-entropy beside the distillation loss"
+    )
+    train.add_argument(
+        "--mix-prob",
+        type=float,
+        default=0.3,
+        help="fraction of each batch mixed with another example (teacher labels only)",
+    )
+    train.add_argument(
+        "--copies-gsc", type=int, default=8, help="augmented copies of each real Speech-Commands training clip"
+    )
     train.add_argument("--copies-tts", type=int, default=2, help="augmented copies of each TTS clip")
     train.add_argument("--n-noise", type=int, default=1500, help="class-0 clips cut from the noise files")
     train.add_argument("--n-ucr", type=int, default=3000, help="V2S-like inputs from UCR TRAIN series")
-    train.add_argument("--max-clips", type=int, default=0, help="cap on the augmented corpus (0 = no cap), e.g. for cnn1d's compute")
-    train.add_argument("--max-minutes", type=float, default=0, help="stop training after the epoch that passes this wall time (0 = none)")
-    train.add_argument("--init-from-teacher", action=argparse.BooleanOptionalAction, default=None,
-                       help="v2su: start the layers shared with V2Sa (BiLSTMs, attention, dense) from the teacher and "
-                            "fit the new conv block to the teacher's first (default on for v2su, off otherwise)")
-    train.add_argument("--out", default=str(utils.PROJECT_DIR / "weight"), help="where <name>.weights.h5 and <name>.json go")
-    train.add_argument("--results-dir", default=str(utils.PROJECT_DIR / "results"), help="where the confusion-matrix PNG goes")
-    train.add_argument("--cache-dir", default=os.environ.get("V2S_CACHE_DIR", str(Path(tempfile.gettempdir()) / "v2s_cache")),
-                       help="corpus, feature and checkpoint cache (exact: the front end has no weights)")
-    train.add_argument("--fresh", action="store_true", help="ignore a checkpoint of an interrupted run (default: resume it)")
+    train.add_argument(
+        "--max-clips", type=int, default=0, help="cap on the augmented corpus (0 = no cap), e.g. for cnn1d's compute"
+    )
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0,
+        help="stop training after the epoch that passes this wall time (0 = none)",
+    )
+    train.add_argument(
+        "--init-from-teacher",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="v2su: start the layers shared with V2Sa (BiLSTMs, attention, dense) from the teacher and "
+        "fit the new conv block to the teacher's first (default on for v2su, off otherwise)",
+    )
+    train.add_argument(
+        "--out", default=str(utils.PROJECT_DIR / "weight"), help="where <name>.weights.h5 and <name>.json go"
+    )
+    train.add_argument(
+        "--results-dir", default=str(utils.PROJECT_DIR / "results"), help="where the confusion-matrix PNG goes"
+    )
+    train.add_argument(
+        "--cache-dir",
+        default=os.environ.get("V2S_CACHE_DIR", str(Path(tempfile.gettempdir()) / "v2s_cache")),
+        help="corpus, feature and checkpoint cache (exact: the front end has no weights)",
+    )
+    train.add_argument(
+        "--fresh", action="store_true", help="ignore a checkpoint of an interrupted run (default: resume it)"
+    )
     train.add_argument("--seed", type=int, default=0, help="seeds the corpus, augmentation, split and initialisation")
     return parser
 
@@ -162,15 +223,18 @@ def train_model(args) -> dict:
 
     corpus_dirs = args.corpus_dir if args.corpus_dir is not None else [str(SHARED_DIR / "speech" / "gsc")]
     fsdd_holdout = {s.strip() for s in args.fsdd_holdout.split(",") if s.strip()}
-    speech = corpus.load_speech([d for d in corpus_dirs if not corpus.is_none(d)], args.fsdd_dir, fsdd_holdout, args.seed)
+    speech = corpus.load_speech(
+        [d for d in corpus_dirs if not corpus.is_none(d)], args.fsdd_dir, fsdd_holdout, args.seed
+    )
     teacher = distill.load_teacher(args.teacher)
     if teacher is not None:
         print(f"teacher: {teacher.info.path} (original={teacher.info.original})", flush=True)
     if init_from_teacher and (teacher is None or arch != "v2su"):
         raise V2SError("--init-from-teacher needs --net v2su and a teacher")
     recipe = corpus.CorpusRecipe.from_args(args)
-    data, key_dir = corpus.load_or_build_corpus(recipe, speech.split, speech.fsdd_train,
-                                                np.random.default_rng(args.seed), args.cache_dir)  # fmt: skip
+    data, key_dir = corpus.load_or_build_corpus(
+        recipe, speech.split, speech.fsdd_train, np.random.default_rng(args.seed), args.cache_dir
+    )
     print(f"corpus composition: {data.composition}", flush=True)
 
     keras.utils.set_random_seed(args.seed)
@@ -188,31 +252,72 @@ def train_model(args) -> dict:
         elif conv_fit.is_file():
             conv_losses = json.loads(conv_fit.read_text())["mse"]
     val_idx = np.random.default_rng(args.seed + 1).permutation(len(x))[: max(1, len(x) // VAL_SHARE)]
-    history = distill.distill(student, teacher_model, x, data.hard, epochs=epochs, batch_size=args.batch_size, lr=lr,
-                              temperature=args.temperature, alpha=args.alpha, mix_prob=args.mix_prob, kind=kind,
-                              ckpt_dir=ckpt_dir, max_minutes=args.max_minutes, seed=args.seed, val_idx=val_idx)  # fmt: skip
+    history = distill.distill(
+        student,
+        teacher_model,
+        x,
+        data.hard,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=lr,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        mix_prob=args.mix_prob,
+        kind=kind,
+        ckpt_dir=ckpt_dir,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        val_idx=val_idx,
+    )
 
     n_bn = BN_EXAMPLES.get(arch, 1024)
     before = distill.teacher_agreement(student, teacher_model, x, val_idx)
     distill.recalibrate_batchnorm(student, x, n_bn, args.seed + 2)
     after = distill.teacher_agreement(student, teacher_model, x, val_idx)
-    history["batchnorm_recalibration"] = {"examples": n_bn, "teacher_agreement_before": before,
-                                          "teacher_agreement_after": after}  # fmt: skip
-    print(f"BatchNorm statistics recalibrated on clean clips: teacher agreement {before:.4f} -> {after:.4f}", flush=True)
+    history["batchnorm_recalibration"] = {
+        "examples": n_bn,
+        "teacher_agreement_before": before,
+        "teacher_agreement_after": after,
+    }
+    print(
+        f"BatchNorm statistics recalibrated on clean clips: teacher agreement {before:.4f} -> {after:.4f}", flush=True
+    )
 
     model = distill.waveform_model(student, arch)
     results = card.score_heldout(model, speech)
-    teacher_results = {} if teacher is None else {k: card.public(v) for k, v in card.score_heldout(teacher.model, speech).items()}
+    teacher_results = (
+        {} if teacher is None else {k: card.public(v) for k, v in card.score_heldout(teacher.model, speech).items()}
+    )
     out = Path(args.out)
     weights_path = out / f"{name}.weights.h5"
     utils.atomic_save(weights_path, lambda tmp: model.save_weights(tmp))
-    how = card.describe_training(name, teacher, init_from_teacher, temperature=args.temperature, alpha=args.alpha,
-                                 batch_size=args.batch_size, lr=lr)  # fmt: skip
+    how = card.describe_training(
+        name,
+        teacher,
+        init_from_teacher,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+        lr=lr,
+    )
     model_card = card.make_card(
-        name=name, arch=arch, model=model, how_trained=how, teacher=teacher, corpus=data, recipe=recipe, speech=speech,
-        history=history, epochs_planned=epochs, conv_losses=conv_losses, started=started, results=results,
-        teacher_results=teacher_results, confusion_png=card.plot_heldout_confusion(results, name, args.results_dir),
-        command="python pretrain_am.py " + " ".join(sys.argv[1:]))  # fmt: skip
+        name=name,
+        arch=arch,
+        model=model,
+        how_trained=how,
+        teacher=teacher,
+        corpus=data,
+        recipe=recipe,
+        speech=speech,
+        history=history,
+        epochs_planned=epochs,
+        conv_losses=conv_losses,
+        started=started,
+        results=results,
+        teacher_results=teacher_results,
+        confusion_png=card.plot_heldout_confusion(results, name, args.results_dir),
+        command="python pretrain_am.py " + " ".join(sys.argv[1:]),
+    )
     card.write_card(model_card, out / f"{name}.json", ckpt_dir, started)
     print(f"weights={weights_path}")
     print(f"card={out / f'{name}.json'}")
@@ -236,8 +341,10 @@ def evaluate(args) -> int:
     result = speech_models.predict_folder(model, args.eval_dir, batch_size=args.batch_size)
     for line in format_per_class(result["per_class"]):
         print(line)
-    print(f"clips={len(result['labels'])} core10_clips={result['n_core10']} "
-          f"skipped={len(result['skipped'])} ({', '.join(result['skipped']) or 'none'})")  # fmt: skip
+    print(
+        f"clips={len(result['labels'])} core10_clips={result['n_core10']} "
+        f"skipped={len(result['skipped'])} ({', '.join(result['skipped']) or 'none'})"
+    )
     print(f"accuracy_36={result['accuracy_36']:.4f}")
     print(f"accuracy_core10={result['accuracy_core10']:.4f}")
     return 0

@@ -72,8 +72,9 @@ def probe(am, names: list[str]):
         try:
             outputs.append(am.get_layer(name).output)
         except ValueError:
-            raise V2SError(f"the AM {am.name!r} has no layer {name!r}; its conv layers are: "
-                           + ", ".join(conv_layers(am))) from None
+            raise V2SError(
+                f"the AM {am.name!r} has no layer {name!r}; its conv layers are: " + ", ".join(conv_layers(am))
+            ) from None
     return keras.Model(am.input, outputs + [am.output], name=f"{am.name}_probe")
 
 
@@ -110,7 +111,7 @@ def am_logits(am, waveforms: np.ndarray, batch_size: int = 64) -> np.ndarray:
     waveforms = np.asarray(waveforms, np.float32)
     out = []
     for start in range(0, len(waveforms), batch_size):
-        h = np.asarray(features(waveforms[start:start + batch_size], training=False))
+        h = np.asarray(features(waveforms[start : start + batch_size], training=False))
         out.append(h if kernel is None else h @ kernel + bias)
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, N_SOURCE), np.float32)
 
@@ -162,8 +163,10 @@ def speech_sample(folder=None, n: int = N_SPEECH, seed: int = 0) -> tuple[np.nda
 
     folder = folder or default_speech_dir()
     if folder is None:
-        raise V2SError("no source speech folder: pass --speech-dir (a Speech-Commands-layout folder, <word>/*.wav) "
-                       "or set V2S_SPEECH_DIR")
+        raise V2SError(
+            "no source speech folder: pass --speech-dir (a Speech-Commands-layout folder, <word>/*.wav) "
+            "or set V2S_SPEECH_DIR"
+        )
     clips, _ = speech_models.scan_folder(folder)
     order = np.random.default_rng(seed).permutation(len(clips))
     if n and n < len(clips):
@@ -227,8 +230,9 @@ def sliced_wasserstein_distance(a, b, n_projections: int = N_PROJECTIONS, seed: 
     a = a[:, None] if a.ndim == 1 else a
     b = b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise V2SError(f"sliced Wasserstein distance needs two (n, d) samples of the same d, got {a.shape} and "
-                       f"{b.shape}")
+        raise V2SError(
+            f"sliced Wasserstein distance needs two (n, d) samples of the same d, got {a.shape} and {b.shape}"
+        )
     if len(a) == 0 or len(b) == 0:
         raise V2SError("sliced Wasserstein distance of an empty sample")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
@@ -236,8 +240,14 @@ def sliced_wasserstein_distance(a, b, n_projections: int = N_PROJECTIONS, seed: 
     return float(ot.sliced_wasserstein_distance(a, b, n_projections=n_projections, p=p, seed=seed))
 
 
-def swd(am, source_logits: np.ndarray, tiled: np.ndarray, program: np.ndarray,
-        n_projections: int = N_PROJECTIONS, seed: int = 0) -> float:
+def swd(
+    am,
+    source_logits: np.ndarray,
+    tiled: np.ndarray,
+    program: np.ndarray,
+    n_projections: int = N_PROJECTIONS,
+    seed: int = 0,
+) -> float:
     """The sliced Wasserstein-2 distance between the AM's logits on source speech and on reprogrammed series.
 
     Args:

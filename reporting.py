@@ -13,8 +13,9 @@ import utils
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A GitHub markdown table as lines: the header, the `|---|` rule and one line per row (cells as given)."""
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(row) + " |" for row in rows])
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
 
 
 def write_csv(path, fields: list[str], rows: list[dict], extrasaction: str = "raise") -> None:

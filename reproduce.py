@@ -64,6 +64,8 @@ TFA_PROTOCOLS = ("honest", "original")  # one setting: setting-on-test is honest
 def tfa_key(optimiser: str) -> str:
     """The score key (table column group) of TFa runs at a `TFA_OPTIMISERS` optimiser: "tfa", "tfa-adam1e-3"."""
     return "tfa" if optimiser == "paper" else f"tfa-{optimiser}"
+
+
 BASELINE_COLUMNS = {"minirocket": "MiniRocket", "multirocket": "MultiRocket"}  # score key -> table column
 
 
@@ -96,8 +98,18 @@ class RunSpec:
     @property
     def name(self) -> str:
         """The run's name and record file stem (`runs.sweep_run_name`)."""
-        return runs.sweep_run_name(self.dataset, self.net, self.dr, self.seg, self.seed, self.eps, self.mod,
-                                   self.optimiser, self.fold, self.folds)
+        return runs.sweep_run_name(
+            self.dataset,
+            self.net,
+            self.dr,
+            self.seg,
+            self.seed,
+            self.eps,
+            self.mod,
+            self.optimiser,
+            self.fold,
+            self.folds,
+        )
 
     @property
     def group(self) -> tuple:
@@ -106,46 +118,94 @@ class RunSpec:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--table", type=int, default=2, choices=[2, 3],
-                        help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out")
-    parser.add_argument("--datasets", default="all",
-                        help="comma-separated Table-2 names, or any UCR dataset in --data-dir (its paper columns stay "
-                             "empty), or 'all' (the 30 of Table 2)")
+    parser = validation.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--table",
+        type=int,
+        default=2,
+        choices=[2, 3],
+        help="2: accuracies (runs the sweep); 3: source loss and SWD of the runs already in --out",
+    )
+    parser.add_argument(
+        "--datasets",
+        default="all",
+        help="comma-separated Table-2 names, or any UCR dataset in --data-dir (its paper columns stay "
+        "empty), or 'all' (the 30 of Table 2)",
+    )
     parser.add_argument("--nets", default="0", help="comma-separated source AMs: 0 V2Sa, 3 V2Su")
-    parser.add_argument("--seeds", default="3",
-                        help="seeds 0..N-1 per setting: N for every AM, or per AM, e.g. 0=1,3=3 (tfa=N for TFa; "
-                             "default the largest)")
+    parser.add_argument(
+        "--seeds",
+        default="3",
+        help="seeds 0..N-1 per setting: N for every AM, or per AM, e.g. 0=1,3=3 (tfa=N for TFa; default the largest)",
+    )
     parser.add_argument("--eps", type=int, default=100, help="epochs per run (the paper: 100)")
-    parser.add_argument("--grid", default="small",
-                        help="paper: dropout {0,.1,.2,.3,.4} x segments 1..10; small: dropout {0,.4} x segments {1,10}; "
-                             "one grid for every AM, or per AM, e.g. 0=paper,3=small")
-    parser.add_argument("--protocol", default="honest", choices=PROTOCOLS,
-                        help="which protocol leads the printed table (all three are always computed and written)")
-    parser.add_argument("--folds", type=int, default=0,
-                        help="k >= 2: choose the setting on k-fold cross-validation of TRAIN (k runs per setting "
-                             "and seed); 0: one stratified 20%% validation split")
-    parser.add_argument("--tfa", action="store_true",
-                        help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed, "
-                             "twice: at the paper's optimiser and at Adam 1e-3 constant (a fair fine-tuning baseline)")
-    parser.add_argument("--multirocket", action=argparse.BooleanOptionalAction, default=True,
-                        help="MultiRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
-    parser.add_argument("--minirocket", action=argparse.BooleanOptionalAction, default=True,
-                        help="MiniRocket baseline column (aeon; same TRAIN/TEST splits, per seed)")
-    parser.add_argument("--programs", type=int, default=4,
-                        help="programs trained at once per stack (runs of one dataset, AM and seed); 1 = one at a time")
+    parser.add_argument(
+        "--grid",
+        default="small",
+        help="paper: dropout {0,.1,.2,.3,.4} x segments 1..10; small: dropout {0,.4} x segments {1,10}; "
+        "one grid for every AM, or per AM, e.g. 0=paper,3=small",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="honest",
+        choices=PROTOCOLS,
+        help="which protocol leads the printed table (all three are always computed and written)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="k >= 2: choose the setting on k-fold cross-validation of TRAIN (k runs per setting "
+        "and seed); 0: one stratified 20%% validation split",
+    )
+    parser.add_argument(
+        "--tfa",
+        action="store_true",
+        help="also train the TFa baseline (V2Sa fine-tuned with a dense head, no program) per seed, "
+        "twice: at the paper's optimiser and at Adam 1e-3 constant (a fair fine-tuning baseline)",
+    )
+    parser.add_argument(
+        "--multirocket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="MultiRocket baseline column (aeon; same TRAIN/TEST splits, per seed)",
+    )
+    parser.add_argument(
+        "--minirocket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="MiniRocket baseline column (aeon; same TRAIN/TEST splits, per seed)",
+    )
+    parser.add_argument(
+        "--programs",
+        type=int,
+        default=4,
+        help="programs trained at once per stack (runs of one dataset, AM and seed); 1 = one at a time",
+    )
     parser.add_argument("--data-dir", default=None, help="UCR folder (default $V2S_DATA_DIR or Datasets/)")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes (each gets cores/jobs threads)")
-    parser.add_argument("--backend", default="local", choices=["local", "ray"],
-                        help="local: this process or --jobs processes; ray: each stack of runs is a Ray task")
-    parser.add_argument("--ray-address", default=None,
-                        help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local Ray "
-                             "with --jobs CPUs. Every node must see --out (the single source of truth) and the data")
-    parser.add_argument("--report-only", action="store_true",
-                        help="write the tables from the records already in --out; train nothing")
-    parser.add_argument("--retry-failed", action="store_true",
-                        help="run again the runs that have an error record (by default a failed run is not retried)")
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process or --jobs processes; ray: each stack of runs is a Ray task",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local Ray "
+        "with --jobs CPUs. Every node must see --out (the single source of truth) and the data",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the tables from the records already in --out; train nothing"
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the runs that have an error record (by default a failed run is not retried)",
+    )
     parser.add_argument("--out", default=str(utils.PROJECT_DIR / "results" / "table2"), help="output folder")
     return parser.parse_args(argv)
 
@@ -179,8 +239,16 @@ def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[t
             except V2SError:
                 unknown.append(name)
                 continue
-            picked.append({"dataset": data.name, "ucr_name": data.name, "input_size": data.length,
-                           "n_classes": data.n_classes, **dict.fromkeys(PAPER_COLUMNS), "orig_index": None})
+            picked.append(
+                {
+                    "dataset": data.name,
+                    "ucr_name": data.name,
+                    "input_size": data.length,
+                    "n_classes": data.n_classes,
+                    **dict.fromkeys(PAPER_COLUMNS),
+                    "orig_index": None,
+                }
+            )
         if unknown:
             raise V2SError(f"not in the paper's Table 2 and not a UCR dataset in the data folder: {', '.join(unknown)}")
         rows = picked
@@ -189,8 +257,14 @@ def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[t
         try:
             data = ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False)
             shares = np.bincount(data.y_test, minlength=data.n_classes) / len(data.y_test) * 100
-            chosen.append({**row, "length": data.length, "n_train": len(data.y_train),
-                           "test_shares": [round(float(v), 2) for v in shares]})
+            chosen.append(
+                {
+                    **row,
+                    "length": data.length,
+                    "n_train": len(data.y_train),
+                    "test_shares": [round(float(v), 2) for v in shares],
+                }
+            )
         except V2SError as err:
             skipped.append((row["ucr_name"], str(err)))
     return chosen, skipped
@@ -216,8 +290,16 @@ def per_net(text: str, nets: list[str], flag: str, parse, extra: tuple[str, ...]
     return values
 
 
-def plan_runs(rows: list[dict], nets: list[str], grid: str | dict, seeds: int | dict, eps: int, data_dir,
-              folds: int = 0, tfa: bool = False) -> list[RunSpec]:
+def plan_runs(
+    rows: list[dict],
+    nets: list[str],
+    grid: str | dict,
+    seeds: int | dict,
+    eps: int,
+    data_dir,
+    folds: int = 0,
+    tfa: bool = False,
+) -> list[RunSpec]:
     """Every (dataset, net, dropout, segments, seed, fold) run of the grid whose segments fit the window,
     plus, with `tfa`, one TFa run per (dataset, seed, fold) and TFa optimiser. `grid` and `seeds` are one
     value or {net: value} (`seeds` may also hold "tfa"; default the largest). Datasets come cheapest
@@ -238,16 +320,25 @@ def plan_runs(rows: list[dict], nets: list[str], grid: str | dict, seeds: int | 
             segs = GRIDS[grids[net]]["seg"]
             fits[net] = [seg for seg in segs if seg <= (utils.WAVE_LEN - offset) // row["length"]]
             if len(fits[net]) < len(segs):
-                print(f"{row['ucr_name']}: segments {sorted(set(segs) - set(fits[net]))} do not fit "
-                      f"{row['length']}-sample series in the window; left out")
+                print(
+                    f"{row['ucr_name']}: segments {sorted(set(segs) - set(fits[net]))} do not fit "
+                    f"{row['length']}-sample series in the window; left out"
+                )
         for seed in range(max(tfa_seeds if tfa else 0, *(counts[net] for net in nets))):
             for fold in fold_ids:
                 common = {"fold": fold, "folds": folds, "n_train": row.get("n_train", 0)}
-                specs += [RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, **common)
-                          for net in nets if seed < counts[net] for dr in GRIDS[grids[net]]["dr"] for seg in fits[net]]
+                specs += [
+                    RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, **common)
+                    for net in nets
+                    if seed < counts[net]
+                    for dr in GRIDS[grids[net]]["dr"]
+                    for seg in fits[net]
+                ]
                 if tfa and seed < tfa_seeds:
-                    specs += [RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", optimiser=name,
-                                      **common) for name in TFA_OPTIMISERS]
+                    specs += [
+                        RunSpec(row["ucr_name"], "0", 0, 1, seed, eps, data_dir, mod="tfa", optimiser=name, **common)
+                        for name in TFA_OPTIMISERS
+                    ]
     return specs
 
 
@@ -259,7 +350,7 @@ def group_runs(specs: list[RunSpec], programs: int) -> list[list[RunSpec]]:
     stacks = []
     for members in groups.values():
         size = 1 if members[0].mod == "tfa" else max(1, programs)
-        stacks += [members[i:i + size] for i in range(0, len(members), size)]
+        stacks += [members[i : i + size] for i in range(0, len(members), size)]
     return stacks
 
 
@@ -280,18 +371,34 @@ def config_for(spec: RunSpec, out: str):
     if spec.mod == "tfa":
         lr, lr_decay, _ = TFA_OPTIMISERS[spec.optimiser]
         optimiser = {"lr": lr, "lr_decay": lr_decay}
-    return training.V2SConfig(dataset=spec.dataset, data_dir=spec.data_dir, eps=spec.eps, net=spec.net,
-                              mod=spec.mod, dr=spec.dr, seg=spec.seg, seed=spec.seed, map_type="random", **optimiser,
-                              results_dir=str(Path(out) / "runs"), weight_dir=str(Path(out) / "weights"),
-                              run_name=spec.name, plot=False, verbose=0, save_weights=spec.mod == "tfa",
-                              fold=spec.fold, folds=spec.folds)
+    return training.V2SConfig(
+        dataset=spec.dataset,
+        data_dir=spec.data_dir,
+        eps=spec.eps,
+        net=spec.net,
+        mod=spec.mod,
+        dr=spec.dr,
+        seg=spec.seg,
+        seed=spec.seed,
+        map_type="random",
+        **optimiser,
+        results_dir=str(Path(out) / "runs"),
+        weight_dir=str(Path(out) / "weights"),
+        run_name=spec.name,
+        plot=False,
+        verbose=0,
+        save_weights=spec.mod == "tfa",
+        fold=spec.fold,
+        folds=spec.folds,
+    )
 
 
 def _failure(spec: RunSpec, out: str, err: Exception, seconds: float) -> dict:
     """Record a crashed run as `<run>.error.json`; the summary line for the sweep."""
     message = f"{type(err).__name__}: {err}"
-    utils.atomic_write_json(Path(out) / "runs" / f"{spec.name}.error.json",
-                            {"run": spec.name, "spec": asdict(spec), "error": message})
+    utils.atomic_write_json(
+        Path(out) / "runs" / f"{spec.name}.error.json", {"run": spec.name, "spec": asdict(spec), "error": message}
+    )
     return {"run": spec.name, "ok": False, "error": message.splitlines()[0], "seconds": seconds}
 
 
@@ -303,8 +410,12 @@ def run_one(spec: RunSpec, out: str) -> dict:
         import training
 
         record = training.run(config_for(spec, out))
-        return {"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"],
-                "seconds": time.time() - started}
+        return {
+            "run": spec.name,
+            "ok": True,
+            "test_accuracy": record["metrics"]["test"]["accuracy"],
+            "seconds": time.time() - started,
+        }
     except Exception as err:  # recorded, and the sweep goes on
         return _failure(spec, out, err, time.time() - started)
 
@@ -343,8 +454,15 @@ def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
     except Exception as err:  # recorded, and the sweep goes on
         seconds = (time.time() - started) / len(specs)
         return [_failure(spec, out, err, seconds) for spec in specs]
-    return [{"run": r["run"], "ok": True, "test_accuracy": r["metrics"]["test"]["accuracy"],
-             "seconds": r["wall_time_s"]["total"]} for r in records]
+    return [
+        {
+            "run": r["run"],
+            "ok": True,
+            "test_accuracy": r["metrics"]["test"]["accuracy"],
+            "seconds": r["wall_time_s"]["total"],
+        }
+        for r in records
+    ]
 
 
 def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
@@ -359,17 +477,26 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
     tf = utils.setup_tensorflow(seed=first.seed)
     data = ts_dataloader.load_dataset(first.dataset, first.data_dir, download=False)
     configs = [config_for(spec, out) for spec in specs]
-    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, configs[0].val_split,
-                                                                first.seed, configs[0].fold, configs[0].folds)
+    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(
+        data.x_train, data.y_train, configs[0].val_split, first.seed, configs[0].fold, configs[0].folds
+    )
     am, am_info = _source_am(first.net)
     mapping, groups = ts_model.many_to_one(data.n_classes, None, "random", first.seed)  # the paper's maximal map
     settings = [c.program_setting(groups) for c in configs]
     fit_started = time.time()
     results = multi_program.train_programs(
-        am, (x_fit, y_fit), (x_val, y_val), settings, epochs=first.eps, batch_size=configs[0].batch_size,
-        lr=configs[0].lr, lr_decay=configs[0].lr_decay, seed=first.seed,
+        am,
+        (x_fit, y_fit),
+        (x_val, y_val),
+        settings,
+        epochs=first.eps,
+        batch_size=configs[0].batch_size,
+        lr=configs[0].lr,
+        lr_decay=configs[0].lr_decay,
+        seed=first.seed,
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
-        monitor_on={"test": (data.x_test, data.y_test)})  # per-epoch TEST, for the optimistic protocols only
+        monitor_on={"test": (data.x_test, data.y_test)},
+    )  # per-epoch TEST, for the optimistic protocols only
     fit_seconds = time.time() - fit_started
     try:
         swd = stack_swd(am, first.net, data.x_train, [r["theta"] for r in results], settings, first.seed)
@@ -384,17 +511,37 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
         if distance is not None:
             metrics["swd"] = distance
         record = runs.run_record(
-            config, data, run_name=spec.name, mapping=mapping, groups=groups, n_fit=len(y_fit),
-            n_validation=len(y_val), am_info=dataclasses.asdict(am_info), trainable_params=utils.WAVE_LEN,
+            config,
+            data,
+            run_name=spec.name,
+            mapping=mapping,
+            groups=groups,
+            n_fit=len(y_fit),
+            n_validation=len(y_val),
+            am_info=dataclasses.asdict(am_info),
+            trainable_params=utils.WAVE_LEN,
             history=result["history"],
-            selection=runs.selection_record("val_ce" if result["best_val_ce"] is not None else None,
-                                            result["best_epoch"], result["best_val_ce"], spec.eps),
-            metrics=metrics, weights=None,
-            wall_time_s={"fit": round(fit_seconds / len(specs), 2), "total": round(share, 2),
-                         "stack_total": round(share * len(specs), 2)},
+            selection=runs.selection_record(
+                "val_ce" if result["best_val_ce"] is not None else None,
+                result["best_epoch"],
+                result["best_val_ce"],
+                spec.eps,
+            ),
+            metrics=metrics,
+            weights=None,
+            wall_time_s={
+                "fit": round(fit_seconds / len(specs), 2),
+                "total": round(share, 2),
+                "stack_total": round(share * len(specs), 2),
+            },
             samples_per_s=result["samples_per_s"],
-            trained_with={"path": "multi_program.train_programs", "programs_in_stack": len(specs),
-                          "stack": [s.name for s in specs], "tf_version": tf.__version__})
+            trained_with={
+                "path": "multi_program.train_programs",
+                "programs_in_stack": len(specs),
+                "stack": [s.name for s in specs],
+                "tf_version": tf.__version__,
+            },
+        )
         utils.atomic_write_json(Path(out) / "runs" / f"{spec.name}.json", record)
         records.append(record)
     return records
@@ -422,10 +569,19 @@ def stack_swd(am, net: str, x_train, thetas, settings, seed: int) -> list[dict |
     out = []
     for theta, setting in zip(thetas, settings):
         tiled = ts_model.tile_segments(x, setting.seg, setting.offset)
-        out.append({"value": probes.swd(am, source, tiled, theta, probes.N_PROJECTIONS, seed), "source_loss": loss,
-                    "source_accuracy": accuracy, "n_source": n_source, "n_target": len(x),
-                    "source": str(folder), "space": f"AM logits ({N_SOURCE})", "p": 2,
-                    "projections": probes.N_PROJECTIONS})
+        out.append(
+            {
+                "value": probes.swd(am, source, tiled, theta, probes.N_PROJECTIONS, seed),
+                "source_loss": loss,
+                "source_accuracy": accuracy,
+                "n_source": n_source,
+                "n_target": len(x),
+                "source": str(folder),
+                "space": f"AM logits ({N_SOURCE})",
+                "p": 2,
+                "projections": probes.N_PROJECTIONS,
+            }
+        )
     return out
 
 
@@ -450,18 +606,31 @@ def pending_runs(specs: list[RunSpec], out: str, retry_failed: bool = False) -> 
     """The specs with neither a current record (`is_current`) nor (unless `retry_failed`) an error record
     under `<out>/runs/`."""
     runs = Path(out) / "runs"
-    return [s for s in specs if not is_current(runs / f"{s.name}.json")
-            and (retry_failed or not (runs / f"{s.name}.error.json").exists())]
+    return [
+        s
+        for s in specs
+        if not is_current(runs / f"{s.name}.json") and (retry_failed or not (runs / f"{s.name}.error.json").exists())
+    ]
 
 
 def failed_runs(specs: list[RunSpec], out: str) -> list[str]:
     """Names of planned runs that have only an error record."""
     runs = Path(out) / "runs"
-    return [s.name for s in specs if (runs / f"{s.name}.error.json").exists() and not (runs / f"{s.name}.json").exists()]
+    return [
+        s.name for s in specs if (runs / f"{s.name}.error.json").exists() and not (runs / f"{s.name}.json").exists()
+    ]
 
 
-def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, programs: int = 4,
-            backend: str = "local", ray_address: str | None = None, retry_failed: bool = False) -> list[dict]:
+def execute(
+    specs: list[RunSpec],
+    out: str,
+    jobs: int = 1,
+    run_fn=run_stack,
+    programs: int = 4,
+    backend: str = "local",
+    ray_address: str | None = None,
+    retry_failed: bool = False,
+) -> list[dict]:
     """Run the specs that have no record yet (finished and failed runs are both skipped), stack by stack.
 
     `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
@@ -480,9 +649,11 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     unrecorded = set(pending_runs(specs, out, retry_failed))
     pending = [s for s in specs if s in unrecorded or s.name in incomplete]
     stacks = schedule(group_runs(pending, programs), parallel=backend == "ray" or jobs > 1)
-    print(f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-          f"in {len(stacks)} stacks" + (f" ({len(incomplete)} left unfinished by a killed sweep)" if incomplete else ""),
-          flush=True)
+    print(
+        f"{len(specs)} runs planned, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
+        f"in {len(stacks)} stacks" + (f" ({len(incomplete)} left unfinished by a killed sweep)" if incomplete else ""),
+        flush=True,
+    )
     (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
     results = []
     bar = tqdm(total=sum(spec.cost for spec in pending), unit="series", unit_scale=True, dynamic_ncols=True)
@@ -492,12 +663,16 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
             if result["ok"]:
                 status = f"test_acc {result['test_accuracy']:.4f}"
             elif "skipped" in result or "interrupted" in result:
-                status = f"skipped: {result['skipped']}" if "skipped" in result else f"NOT RECORDED: {result['interrupted']}"
+                status = (
+                    f"skipped: {result['skipped']}" if "skipped" in result else f"NOT RECORDED: {result['interrupted']}"
+                )
             else:
                 status = f"FAILED {result['error']}"
             setting = "tfa" if spec.mod == "tfa" else f"dr{spec.dr} seg{spec.seg}"
             fold = f" fold{spec.fold}" if spec.fold is not None else ""
-            bar.write(f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)")
+            bar.write(
+                f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)"
+            )
             bar.update(spec.cost)
             results.append(result)
 
@@ -512,8 +687,11 @@ def execute(specs: list[RunSpec], out: str, jobs: int = 1, run_fn=run_stack, pro
     held = [r for r in results if "being trained by another process" in r.get("skipped", "")]
     lost = [r for r in results if "interrupted" in r]
     if held or lost:
-        print(f"not recorded by this sweep: {len(held)} runs being trained by another process, {len(lost)} whose "
-              "worker died; run the same command again (once the other sweep is done) to finish them", flush=True)
+        print(
+            f"not recorded by this sweep: {len(held)} runs being trained by another process, {len(lost)} whose "
+            "worker died; run the same command again (once the other sweep is done) to finish them",
+            flush=True,
+        )
     return results
 
 
@@ -522,8 +700,12 @@ def _skipped(spec: RunSpec, reason: str) -> dict:
 
 
 def _interrupted(spec: RunSpec) -> dict:
-    return {"run": spec.name, "ok": False, "seconds": 0.0,
-            "interrupted": "its worker died (killed or out of memory); not recorded, trained by the next run of the command"}
+    return {
+        "run": spec.name,
+        "ok": False,
+        "seconds": 0.0,
+        "interrupted": "its worker died (killed or out of memory); not recorded, trained by the next run of the command",
+    }
 
 
 def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = False) -> list[dict]:
@@ -561,7 +743,10 @@ def _execute_processes(stacks, out: str, jobs: int, report, retry_failed: bool) 
                 if queue:
                     pools[slot] = pools[slot] or ProcessPoolExecutor(max_workers=1, mp_context=context)
                     stack = queue.pop(0)
-                    running[pools[slot].submit(_run_stack_in_worker, (stack, out, threads, retry_failed))] = (slot, stack)
+                    running[pools[slot].submit(_run_stack_in_worker, (stack, out, threads, retry_failed))] = (
+                        slot,
+                        stack,
+                    )
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 slot, stack = running.pop(future)
@@ -596,8 +781,11 @@ def _execute_ray(stacks, out, jobs, address, run_fn, report, retry_failed: bool 
         import ray
     except ImportError:
         raise V2SError("--backend ray needs Ray: pip install -r requirements-extras.txt") from None
-    env = {"PYTHONPATH": os.pathsep.join([str(utils.PROJECT_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "V2S_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(utils.PROJECT_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "V2S_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+    }
     for key in ("V2S_AM_DIR", "V2S_SPEECH_DIR", "V2S_DATA_DIR", "V2S_OFFLINE", "TF_ENABLE_ONEDNN_OPTS"):
         if key in os.environ:
             env[key] = os.environ[key]
@@ -672,15 +860,25 @@ def protocol_scores(records: list[dict]) -> dict:
         groups.setdefault(key, {}).setdefault(cfg["seed"], {}).setdefault((cfg["dr"], cfg["seg"]), []).append(rec)
     scores = {}
     for key, by_seed in groups.items():
-        result = {"honest": [], "setting-on-test": [], "original": [], "settings": [], "original_choice": [],
-                  "seeds": sorted(by_seed), "runs": 0, "seconds": 0.0}
+        result = {
+            "honest": [],
+            "setting-on-test": [],
+            "original": [],
+            "settings": [],
+            "original_choice": [],
+            "seeds": sorted(by_seed),
+            "runs": 0,
+            "seconds": 0.0,
+        }
         for seed in result["seeds"]:
             summary, curves = {}, {}
             for setting, members in sorted(by_seed[seed].items()):
                 result["runs"] += len(members)
                 result["seconds"] += sum(r["wall_time_s"]["total"] for r in members)
-                summary[setting] = (float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in members])),
-                                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in members])))
+                summary[setting] = (
+                    float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in members])),
+                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in members])),
+                )
                 curves[setting] = _mean_curve(members, "test_accuracy")
             choice = min(summary, key=lambda s: (summary[s][0], s))
             result["honest"].append(summary[choice][1])
@@ -729,8 +927,11 @@ def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir, methods=("
                         print(f"{row['ucr_name']} {label} failed: {type(err).__name__}: {err}".splitlines()[0])
                         break
                     utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
-                    print(f"{row['ucr_name']} {label} seed{seed}: test_acc {result['accuracy']:.4f} "
-                          f"({result['fit_seconds']:.0f}s)", flush=True)
+                    print(
+                        f"{row['ucr_name']} {label} seed{seed}: test_acc {result['accuracy']:.4f} "
+                        f"({result['fit_seconds']:.0f}s)",
+                        flush=True,
+                    )
                 result = json.loads(path.read_text())
                 values.append(result["accuracy"])
                 seconds += result["fit_seconds"]
@@ -743,18 +944,28 @@ def constant_predictor_notes(rows: list[dict], tolerance: float = 0.06) -> list[
     """Where the paper's TFa accuracy is the TEST share of one class (a model predicting that class for
     every series), within `tolerance` points of rounding; and the datasets where it prints 100 %, which a
     constant predictor reaches only if every TEST label is the same."""
-    constant = [r["ucr_name"] for r in rows if "test_shares" in r
-                and min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance]
+    constant = [
+        r["ucr_name"]
+        for r in rows
+        if "test_shares" in r and min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance
+    ]
     hundred = [r["ucr_name"] for r in rows if r["TFa"] == 100 and "test_shares" in r]
     notes = []
     if constant:
-        notes.append(f"The paper's TFa equals the TEST share of a single class on {len(constant)} of the {len(rows)} "
-                     f"datasets here ({', '.join(constant)}): a constant predictor, i.e. a collapsed fine-tuning.")
+        notes.append(
+            f"The paper's TFa equals the TEST share of a single class on {len(constant)} of the {len(rows)} "
+            f"datasets here ({', '.join(constant)}): a constant predictor, i.e. a collapsed fine-tuning."
+        )
     if hundred:
-        notes.append(f"The paper prints TFa = 100 on {', '.join(hundred)}; their TEST sets hold "
-                     + "; ".join(f"{r['ucr_name']} {' / '.join(f'{v:.1f}' for v in r['test_shares'])} %"
-                                 for r in rows if r["ucr_name"] in hundred)
-                     + " of each class here, so no constant predictor scores 100 % on them.")
+        notes.append(
+            f"The paper prints TFa = 100 on {', '.join(hundred)}; their TEST sets hold "
+            + "; ".join(
+                f"{r['ucr_name']} {' / '.join(f'{v:.1f}' for v in r['test_shares'])} %"
+                for r in rows
+                if r["ucr_name"] in hundred
+            )
+            + " of each class here, so no constant predictor scores 100 % on them."
+        )
     return ["", *notes] if notes else []
 
 
@@ -764,13 +975,19 @@ def majority_notes(rows: list[dict], lines: list[dict], columns: tuple[str, ...]
     shares = {r["ucr_name"]: max(r["test_shares"]) for r in rows if r.get("test_shares")}
     notes = []
     for column in columns:
-        near = [(line["dataset"], line[column], shares[line["dataset"]]) for line in lines
-                if line.get(column) is not None and line["dataset"] in shares
-                and line[column] <= shares[line["dataset"]] + margin]
+        near = [
+            (line["dataset"], line[column], shares[line["dataset"]])
+            for line in lines
+            if line.get(column) is not None
+            and line["dataset"] in shares
+            and line[column] <= shares[line["dataset"]] + margin
+        ]
         if near:
             listed = ", ".join(f"{d} {v:.1f} ({m:.1f})" for d, v, m in near)
-            notes.append(f"{column} is at most {margin:g} point above the TEST majority share (what predicting the "
-                         f"largest class scores) on {len(near)} dataset{'s' * (len(near) != 1)}: {listed}.")
+            notes.append(
+                f"{column} is at most {margin:g} point above the TEST majority share (what predicting the "
+                f"largest class scores) on {len(near)} dataset{'s' * (len(near) != 1)}: {listed}."
+            )
     return ["", *notes] if notes else []
 
 
@@ -849,8 +1066,10 @@ def summarise(lines: list[dict], lead: str = "honest") -> dict:
     """{column: summary_stats} of every value column, each over the lines where it has a value."""
     summary = {}
     for c in value_columns(lines, lead):
-        have = [l for l in lines if c in l]
-        summary[c] = summary_stats([l[c] for l in have], [l["classes"] for l in have], [l.get("SOTA") for l in have])
+        have = [line for line in lines if c in line]
+        summary[c] = summary_stats(
+            [line[c] for line in have], [line["classes"] for line in have], [line.get("SOTA") for line in have]
+        )
     return summary
 
 
@@ -879,15 +1098,27 @@ def paper_gaps(lines: list[dict], rows_label: str) -> list[dict]:
         paper_column = f"paper {name.split(' ')[0]}"
         if name not in ("V2Sa", "V2Su", "TFa") and not name.startswith("TFa "):
             continue
-        both = [l for l in lines if column in l and paper_column in l]
+        both = [line for line in lines if column in line and paper_column in line]
         if not both:
             continue
-        ours, paper = np.array([l[column] for l in both]), np.array([l[paper_column] for l in both])
-        out.append({"rows": rows_label, "column": column, "paper column": paper_column, "datasets": len(both),
-                    "ours mean": float(ours.mean()), "paper mean": float(paper.mean()),
-                    "mean gap": float(ours.mean() - paper.mean()), "ours median": float(np.median(ours)),
-                    "paper median": float(np.median(paper)), "median gap": float(np.median(ours) - np.median(paper)),
-                    "more than 3 points under": ", ".join(l["dataset"] for l, o, q in zip(both, ours, paper) if o < q - 3)})
+        ours, paper = np.array([line[column] for line in both]), np.array([line[paper_column] for line in both])
+        out.append(
+            {
+                "rows": rows_label,
+                "column": column,
+                "paper column": paper_column,
+                "datasets": len(both),
+                "ours mean": float(ours.mean()),
+                "paper mean": float(paper.mean()),
+                "mean gap": float(ours.mean() - paper.mean()),
+                "ours median": float(np.median(ours)),
+                "paper median": float(np.median(paper)),
+                "median gap": float(np.median(ours) - np.median(paper)),
+                "more than 3 points under": ", ".join(
+                    line["dataset"] for line, o, q in zip(both, ours, paper) if o < q - 3
+                ),
+            }
+        )
     return out
 
 
@@ -895,7 +1126,7 @@ def value_columns(lines: list[dict], lead: str = "honest") -> list[str]:
     """The accuracy columns present in any line: the paper's, ours (per AM, the `lead` protocol first), baselines."""
     order = ["SOTA", "paper V2Sa", "paper V2Su", "paper TFa"]
     info = {"dataset", "classes", "flag", "seeds", "settings", "wall time s"}
-    seen = {c for l in lines for c in l if not c.endswith(" std")} - info
+    seen = {c for line in lines for c in line if not c.endswith(" std")} - info
     rank = {p: i for i, p in enumerate(PROTOCOLS)}
 
     def key(c):
@@ -917,46 +1148,85 @@ def _cell(line: dict, c: str) -> str:
     return str(value)
 
 
-def write_outputs(lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str,
-                  notes: list[str] = ()) -> Path:
+def write_outputs(
+    lines: list[dict], summary: dict, skipped: list, out: Path, lead: str, command: str, notes: list[str] = ()
+) -> Path:
     """table2.csv (one line per dataset), table2_vs_paper.csv (ours vs the paper over all and over the
     unflagged rows), table2.md and a scatter of ours vs the paper (PNG)."""
     values = value_columns(lines, lead)
     info = ["seeds", "settings", "wall time s"] if lines else []
     shown = ["dataset", "classes", "flag"] + values + info
-    fields = (["dataset", "classes", "flag"] + [x for c in values for x in (c, c + " std") if any(x in l for l in lines)]
-              + info)
+    fields = (
+        ["dataset", "classes", "flag"]
+        + [x for c in values for x in (c, c + " std") if any(x in line for line in lines)]
+        + info
+    )
     reporting.write_csv(out / "table2.csv", fields, lines, extrasaction="ignore")
     kept = unflagged(lines)
     gaps = paper_gaps(lines, "all") + paper_gaps(kept, "unflagged")
-    gap_fields = ["rows", "column", "paper column", "datasets", "ours mean", "paper mean", "mean gap", "ours median",
-                  "paper median", "median gap", "more than 3 points under"]
+    gap_fields = [
+        "rows",
+        "column",
+        "paper column",
+        "datasets",
+        "ours mean",
+        "paper mean",
+        "mean gap",
+        "ours median",
+        "paper median",
+        "median gap",
+        "more than 3 points under",
+    ]
     reporting.write_csv(out / "table2_vs_paper.csv", gap_fields, gaps, extrasaction="ignore")
 
-    md = [f"# Table 2, reproduced ({lead} protocol leads; all three shown)", "", f"Command: `{command}`", "",
-          "Protocols, named by what they choose on TEST: **honest** nothing (epoch and setting on validation); "
-          "**setting-on-test** the setting; **original** the epoch and the setting (what the original code printed). "
-          "Flags: *artefact* rows are left out of the unflagged summary; ECG200's paper V2Sa is compared as the "
-          "authors' revised 85.5 there. Methods and analysis: [docs/reproduction.md](../../docs/reproduction.md).", ""]
+    md = [
+        f"# Table 2, reproduced ({lead} protocol leads; all three shown)",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Protocols, named by what they choose on TEST: **honest** nothing (epoch and setting on validation); "
+        "**setting-on-test** the setting; **original** the epoch and the setting (what the original code printed). "
+        "Flags: *artefact* rows are left out of the unflagged summary; ECG200's paper V2Sa is compared as the "
+        "authors' revised 85.5 there. Methods and analysis: [docs/reproduction.md](../../docs/reproduction.md).",
+        "",
+    ]
     md += reporting.markdown_table(shown, [[_cell(line, c) for c in shown] for line in lines])
     kept_summary = summarise(kept, lead)
     for title, stats_of in (("all rows", summary), (f"the {len(kept)} unflagged rows", kept_summary)):
         md += ["", f"Summary over {title} (each column over the rows where it has a value):", ""]
         rows = []
-        for stat, label in (("mean", "Mean accuracy"), ("median", "Median accuracy"), ("mpce", "MPCE (↓)"),
-                            ("wins", "Wins vs SOTA"), ("n", "Datasets")):
+        for stat, label in (
+            ("mean", "Mean accuracy"),
+            ("median", "Median accuracy"),
+            ("mpce", "MPCE (↓)"),
+            ("wins", "Wins vs SOTA"),
+            ("n", "Datasets"),
+        ):
             rows.append([label] + [_stat_cell(stats_of.get(c), stat) for c in values])
         md += reporting.markdown_table(["", *values], rows)
     if gaps:
-        md += ["", "Ours vs the paper, over the rows where both have a number (points; ECG200's paper V2Sa is 85.5 in "
-               "the unflagged rows):", ""]
-        md += reporting.markdown_table(gap_fields, [[g["rows"], g["column"], g["paper column"], str(g["datasets"])]
-                                     + [f"{g[k]:.2f}" for k in gap_fields[4:10]] + [g[gap_fields[10]] or "–"]
-                                     for g in gaps])
-    total = sum(l["wall time s"] for l in lines)
-    md += ["", f"MPCE: mean over datasets of error rate / classes, in percent (the paper's printed MPCE cannot be "
-           f"recomputed from its own rows). Wall time of the runs in the table: {total / 3600:.2f} h (sum over runs, "
-           "stacks shared equally)."]
+        md += [
+            "",
+            "Ours vs the paper, over the rows where both have a number (points; ECG200's paper V2Sa is 85.5 in "
+            "the unflagged rows):",
+            "",
+        ]
+        md += reporting.markdown_table(
+            gap_fields,
+            [
+                [g["rows"], g["column"], g["paper column"], str(g["datasets"])]
+                + [f"{g[k]:.2f}" for k in gap_fields[4:10]]
+                + [g[gap_fields[10]] or "–"]
+                for g in gaps
+            ],
+        )
+    total = sum(line["wall time s"] for line in lines)
+    md += [
+        "",
+        f"MPCE: mean over datasets of error rate / classes, in percent (the paper's printed MPCE cannot be "
+        f"recomputed from its own rows). Wall time of the runs in the table: {total / 3600:.2f} h (sum over runs, "
+        "stacks shared equally).",
+    ]
     md += list(notes)
     if skipped:
         md += ["", "Skipped datasets (data not found):"] + [f"- {name}: {reason}" for name, reason in skipped]
@@ -978,14 +1248,29 @@ def _scatter(lines: list[dict], path: Path) -> None:
     for name in ("V2Sa", "V2Su"):
         for protocol, marker in markers.items():
             column = f"ours {name} ({protocol})"
-            have = [l for l in lines if column in l and f"paper {name}" in l]
+            have = [line for line in lines if column in line and f"paper {name}" in line]
             if have:
-                ax.scatter([l[f"paper {name}"] for l in have], [l[column] for l in have], marker=marker,
-                           label=f"{column} vs paper {name}", alpha=0.8 if name == "V2Sa" else 0.4)
-    for l in lines:  # name the datasets more than 10 points off the paper (honest V2Sa)
-        if "ours V2Sa (honest)" in l and "paper V2Sa" in l and abs(l["ours V2Sa (honest)"] - l["paper V2Sa"]) > 10:
-            ax.annotate(l["dataset"], (l["paper V2Sa"], l["ours V2Sa (honest)"]), fontsize=7,
-                        xytext=(-4, -10), textcoords="offset points", ha="right")
+                ax.scatter(
+                    [line[f"paper {name}"] for line in have],
+                    [line[column] for line in have],
+                    marker=marker,
+                    label=f"{column} vs paper {name}",
+                    alpha=0.8 if name == "V2Sa" else 0.4,
+                )
+    for line in lines:  # name the datasets more than 10 points off the paper (honest V2Sa)
+        if (
+            "ours V2Sa (honest)" in line
+            and "paper V2Sa" in line
+            and abs(line["ours V2Sa (honest)"] - line["paper V2Sa"]) > 10
+        ):
+            ax.annotate(
+                line["dataset"],
+                (line["paper V2Sa"], line["ours V2Sa (honest)"]),
+                fontsize=7,
+                xytext=(-4, -10),
+                textcoords="offset points",
+                ha="right",
+            )
     ax.plot([0, 100], [0, 100], color="grey", linestyle=":")
     ax.set_xlabel("paper's accuracy (%)")
     ax.set_ylabel("our accuracy (%)")
@@ -1005,8 +1290,11 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
     import paper_tables
 
     scores = protocol_scores(records)
-    by_run = {(r["dataset"]["name"], column_key(r), r["config"]["seed"], r["config"]["dr"], r["config"]["seg"]): r
-              for r in records if r["config"].get("fold") in (None, 0)}
+    by_run = {
+        (r["dataset"]["name"], column_key(r), r["config"]["seed"], r["config"]["dr"], r["config"]["seg"]): r
+        for r in records
+        if r["config"].get("fold") in (None, 0)
+    }
     rows, per_dataset = [], {}
     for (dataset, column), score in sorted(scores.items()):
         if column not in NET_NAMES:
@@ -1025,21 +1313,43 @@ def table3(records: list[dict], out: Path, command: str) -> Path:
         name = NET_NAMES[column]
         swds = [v for _, v, _ in items]
         paper = paper_tables.TABLE3.get(name, {})
-        row = {"model": name, "source_loss": float(np.mean([l for _, _, l in items])), "mean_swd": float(np.mean(swds)),
-               "median_swd": float(np.median(swds)), "datasets": len(items)}
+        row = {
+            "model": name,
+            "source_loss": float(np.mean([line for _, _, line in items])),
+            "mean_swd": float(np.mean(swds)),
+            "median_swd": float(np.median(swds)),
+            "datasets": len(items),
+        }
         rows.append(row)
-        cells.append([name, f"{row['source_loss']:.4f}", f"{row['mean_swd']:.3f}", f"{row['median_swd']:.3f}",
-                      str(len(items))] + [str(paper.get(key, "–")) for key in ("source_loss", "mean_swd", "median_swd")])
+        cells.append(
+            [name, f"{row['source_loss']:.4f}", f"{row['mean_swd']:.3f}", f"{row['median_swd']:.3f}", str(len(items))]
+            + [str(paper.get(key, "–")) for key in ("source_loss", "mean_swd", "median_swd")]
+        )
     lines = ["# Table 3, reproduced: source loss and SWD of the Table-2 runs", "", f"Command: `{command}`", ""]
-    lines += reporting.markdown_table(["model", "source loss (ours)", "mean SWD (ours)", "median SWD (ours)", "datasets",
-                                       "source loss (paper)", "mean SWD (paper)", "median SWD (paper)"], cells)
-    lines += ["", "Source loss: the AM's cross-entropy (nats) on a seeded sample of 400 Speech-Commands clips "
-              "(../shared/speech/gsc or $V2S_SPEECH_DIR; the paper used the GSCv2 validation set). SWD: sliced "
-              "Wasserstein-2 distance, 1,000 seeded projections, between the AM's logits on those clips and on up to "
-              "1,000 reprogrammed TRAIN series at the chosen program, for the setting chosen on validation per seed, "
-              "averaged over seeds, then mean/median over datasets. Our logit scale and source sample differ from the "
-              "paper's (not stated there), so compare the ordering of the AMs, not the values.", "",
-              "Per dataset (SWD, source loss):"]
+    lines += reporting.markdown_table(
+        [
+            "model",
+            "source loss (ours)",
+            "mean SWD (ours)",
+            "median SWD (ours)",
+            "datasets",
+            "source loss (paper)",
+            "mean SWD (paper)",
+            "median SWD (paper)",
+        ],
+        cells,
+    )
+    lines += [
+        "",
+        "Source loss: the AM's cross-entropy (nats) on a seeded sample of 400 Speech-Commands clips "
+        "(../shared/speech/gsc or $V2S_SPEECH_DIR; the paper used the GSCv2 validation set). SWD: sliced "
+        "Wasserstein-2 distance, 1,000 seeded projections, between the AM's logits on those clips and on up to "
+        "1,000 reprogrammed TRAIN series at the chosen program, for the setting chosen on validation per seed, "
+        "averaged over seeds, then mean/median over datasets. Our logit scale and source sample differ from the "
+        "paper's (not stated there), so compare the ordering of the AMs, not the values.",
+        "",
+        "Per dataset (SWD, source loss):",
+    ]
     for column, items in sorted(per_dataset.items()):
         lines += [f"- {NET_NAMES[column]}: " + ", ".join(f"{d} {v:.3f}" for d, v, _ in items)]
     reporting.write_csv(out / "table3.csv", ["model", "source_loss", "mean_swd", "median_swd", "datasets"], rows)
@@ -1091,7 +1401,9 @@ def main(argv=None) -> int:
     if args.table == 3:
         records = load_records(str(out), tabled)
         if not records:
-            raise V2SError(f"no run records of this plan under {out / 'runs'}: run --table 2 first (it records the SWD)")
+            raise V2SError(
+                f"no run records of this plan under {out / 'runs'}: run --table 2 first (it records the SWD)"
+            )
         table = table3(records, out, command)
         print(table.read_text())
         print(f"table={table}")
@@ -1100,19 +1412,38 @@ def main(argv=None) -> int:
     scores_extra = baseline_scores(rows, max(seeds.values()), str(out), args.data_dir, methods)
     specs = [s for s in tabled if args.tfa or s.mod != "tfa"]
     if not args.report_only:
-        execute(specs, str(out), args.jobs, programs=args.programs, backend=args.backend,
-                ray_address=args.ray_address, retry_failed=args.retry_failed)
+        execute(
+            specs,
+            str(out),
+            args.jobs,
+            programs=args.programs,
+            backend=args.backend,
+            ray_address=args.ray_address,
+            retry_failed=args.retry_failed,
+        )
     scores = {**protocol_scores(load_records(str(out), tabled)), **scores_extra}
     lines, summary = build_table(rows, scores, nets, args.protocol)
     failed = failed_runs(specs, str(out))
     ours = tuple(f"ours {NET_NAMES[net]} ({args.protocol})" for net in nets) + ("ours TFa (honest)",)
-    notes = constant_predictor_notes(rows) + majority_notes(rows, lines, ours) + ([
-        "", f"{len(failed)} planned runs failed (error records; the protocols chose among the others; "
-        f"`--retry-failed` runs them again): {', '.join(failed)}"] if failed else [])
+    notes = (
+        constant_predictor_notes(rows)
+        + majority_notes(rows, lines, ours)
+        + (
+            [
+                "",
+                f"{len(failed)} planned runs failed (error records; the protocols chose among the others; "
+                f"`--retry-failed` runs them again): {', '.join(failed)}",
+            ]
+            if failed
+            else []
+        )
+    )
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
     for column, stats in summary.items():
-        print(f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "
-              f"wins {stats['wins']}/{stats['n']}")
+        print(
+            f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "
+            f"wins {stats['wins']}/{stats['n']}"
+        )
     print(f"table={table}")
     return 0
 

@@ -56,9 +56,25 @@ class RunRecord(TypedDict):
     plot: NotRequired[str]  # single run, when plotting: the curves PNG
 
 
-def run_record(config, data, *, run_name: str, mapping: int | None, groups: list[list[int]] | None,
-               n_fit: int, n_validation: int, am_info: dict, trainable_params: int, history: dict, selection: dict,
-               metrics: dict, weights: str | None, wall_time_s: dict, samples_per_s: float, **extra) -> RunRecord:
+def run_record(
+    config,
+    data,
+    *,
+    run_name: str,
+    mapping: int | None,
+    groups: list[list[int]] | None,
+    n_fit: int,
+    n_validation: int,
+    am_info: dict,
+    trainable_params: int,
+    history: dict,
+    selection: dict,
+    metrics: dict,
+    weights: str | None,
+    wall_time_s: dict,
+    samples_per_s: float,
+    **extra,
+) -> RunRecord:
     """The record of one run (`training.V2SConfig` `config`, `ts_dataloader.Dataset` `data`), the same for
     `v2s_main.py` and `reproduce.py`'s program stacks.
 
@@ -88,10 +104,18 @@ def run_record(config, data, *, run_name: str, mapping: int | None, groups: list
 def label_map_record(config, mapping: int | None, groups: list[list[int]] | None) -> dict:
     """The record's `label_mapping`: the many-to-one map by index and name, or TFa's dense head."""
     if config.tfa:
-        return {"type": "none (TFa: dense head on the AM's 36 outputs)", "per_class": None, "groups": None,
-                "groups_named": None}
-    return {"type": "one-to-one" if str(config.mod) == "0" else config.map_type, "per_class": mapping,
-            "groups": groups, "groups_named": [[source_name(s) for s in g] for g in groups]}
+        return {
+            "type": "none (TFa: dense head on the AM's 36 outputs)",
+            "per_class": None,
+            "groups": None,
+            "groups_named": None,
+        }
+    return {
+        "type": "one-to-one" if str(config.mod) == "0" else config.map_type,
+        "per_class": mapping,
+        "groups": groups,
+        "groups_named": [[source_name(s) for s in g] for g in groups],
+    }
 
 
 def source_name(index: int) -> str:
@@ -101,8 +125,10 @@ def source_name(index: int) -> str:
     return speech_models.SOURCE_CLASSES[index]
 
 
-CRITERIA = {"val_ce": "lowest validation loss (cross-entropy)",
-            "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)"}
+CRITERIA = {
+    "val_ce": "lowest validation loss (cross-entropy)",
+    "test_accuracy": "highest TEST accuracy (--select-on-test: the original's optimistic protocol)",
+}
 
 
 def selection_record(monitor: str | None, epoch: int | None, value: float | None, epochs: int) -> dict:
@@ -124,12 +150,24 @@ def single_run_name(config, dataset_name: str, mapping: int | None) -> str:
     offset = f"_off{config.offset}" if config.offset != DEFAULT_OFFSET else ""
     if config.tfa:
         return f"{dataset_name}_net{config.net}_modtfa{offset}_eps{config.eps}_seed{config.seed}"
-    return (f"{dataset_name}_net{config.net}_mod{config.mod}_map{mapping}{config.map_type}_seg{config.seg}{offset}"
-            f"_dr{config.dr:g}{mask}_eps{config.eps}_seed{config.seed}")
+    return (
+        f"{dataset_name}_net{config.net}_mod{config.mod}_map{mapping}{config.map_type}_seg{config.seg}{offset}"
+        f"_dr{config.dr:g}{mask}_eps{config.eps}_seed{config.seed}"
+    )
 
 
-def sweep_run_name(dataset: str, net: str, dr: int, seg: int, seed: int, eps: int, mod: str = "1",
-                   optimiser: str = "paper", fold: int | None = None, folds: int = 0) -> str:
+def sweep_run_name(
+    dataset: str,
+    net: str,
+    dr: int,
+    seg: int,
+    seed: int,
+    eps: int,
+    mod: str = "1",
+    optimiser: str = "paper",
+    fold: int | None = None,
+    folds: int = 0,
+) -> str:
     """`<Name>_net<N>_dr<D>_seg<S>_seed<s>_eps<E>[_fold<f>of<k>]` (TFa: `<Name>_net<N>_tfa[-<optimiser>]_seed<s>
     _eps<E>…`, the optimiser named unless it is the paper's)."""
     suffix = f"_fold{fold}of{folds}" if fold is not None else ""
@@ -161,14 +199,22 @@ def find_run(weight: str, weight_dir: str | None = None, results_dir: str | None
     weights = next((p for p in candidates if p.is_file()), None)
     tfa_model = weight_dir / f"{name}.keras"
     if weights is None and tfa_model.is_file():
-        raise V2SError(f"{name} is a TFa run (whole model {tfa_model}), not a V2S run: "
-                       f"pass it to tsne_v2s.py --tfa-weight {tfa_model}")
+        raise V2SError(
+            f"{name} is a TFa run (whole model {tfa_model}), not a V2S run: "
+            f"pass it to tsne_v2s.py --tfa-weight {tfa_model}"
+        )
     if weights is None:
         raise V2SError(f"weights {weight!r} not found (looked for {', '.join(str(p) for p in candidates)})")
-    records = [weights.with_name(f"{name}.json"), results_dir / f"{name}.json", weights.parent.parent / "results" / f"{name}.json"]
+    records = [
+        weights.with_name(f"{name}.json"),
+        results_dir / f"{name}.json",
+        weights.parent.parent / "results" / f"{name}.json",
+    ]
     record = next((p for p in records if p.is_file()), None)
     if record is None:
-        raise V2SError(f"no run record {name}.json beside {weights} or in {results_dir}: it holds the settings needed to rebuild the model")
+        raise V2SError(
+            f"no run record {name}.json beside {weights} or in {results_dir}: it holds the settings needed to rebuild the model"
+        )
     return weights, record
 
 
@@ -214,12 +260,21 @@ def check_run(record: dict, dataset=None, mapping=None, net=None) -> None:
         if wanted != saved:
             problems.append(f"--net {net} ({wanted}) but the run reprograms {saved}")
     if problems:
-        raise V2SError(f"weights of run {run} do not match: " + "; ".join(problems)
-                       + " (drop the flag or choose matching weights)")
+        raise V2SError(
+            f"weights of run {run} do not match: " + "; ".join(problems) + " (drop the flag or choose matching weights)"
+        )
 
 
-def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None = None, data_dir=None, *,
-             dataset=None, mapping=None, net=None):
+def load_run(
+    weight: str,
+    weight_dir: str | None = None,
+    results_dir: str | None = None,
+    data_dir=None,
+    *,
+    dataset=None,
+    mapping=None,
+    net=None,
+):
     """Rebuild a saved V2S model from its run record and load its trained weights (AM included).
 
     Args:
@@ -242,12 +297,15 @@ def load_run(weight: str, weight_dir: str | None = None, results_dir: str | None
     cfg = record["config"]
     data = ts_dataloader.load_dataset(cfg["dataset"], data_dir if data_dir is not None else cfg["data_dir"])
     if data.name.lower() != record["dataset"]["name"].lower() or data.length != record["dataset"]["length"]:
-        raise V2SError(f"dataset read from {data.source} ({data.name}, length {data.length}) is not the run's "
-                       f"({record['dataset']['name']}, length {record['dataset']['length']})")
+        raise V2SError(
+            f"dataset read from {data.source} ({data.name}, length {data.length}) is not the run's "
+            f"({record['dataset']['name']}, length {record['dataset']['length']})"
+        )
     mask = ts_model.MaskSpec(data.length, cfg["seg"], cfg.get("offset", LEGACY_OFFSET)) if cfg["mask"] else None
     am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
-    model = ts_model.build_v2s(am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"],
-                               cfg["dropout"], cfg["l2"], mask)
+    model = ts_model.build_v2s(
+        am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"], cfg["dropout"], cfg["l2"], mask
+    )
     speech_models.load_weights(model, weights)
     return model, record, data
 

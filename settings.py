@@ -63,8 +63,10 @@ class ProgramSetting:
         """
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"unknown program setting keys {unknown}: the fields are "
-                             + ", ".join(f.name for f in dataclasses.fields(cls)))
+            raise ValueError(
+                f"unknown program setting keys {unknown}: the fields are "
+                + ", ".join(f.name for f in dataclasses.fields(cls))
+            )
         return cls(**values)
 
     def as_dict(self) -> dict:

@@ -37,16 +37,46 @@ from utils import SAMPLE_RATE, WAVE_LEN, V2SError
 
 SOURCE_CLASSES: tuple[str, ...] = (
     "_unknown_",
-    "nine", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-    "backward", "bed", "bird", "cat", "dog", "follow", "forward", "happy", "house", "learn",
-    "marvin", "sheila", "tree", "visual", "wow",
-)  # fmt: skip
+    "nine",
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "follow",
+    "forward",
+    "happy",
+    "house",
+    "learn",
+    "marvin",
+    "sheila",
+    "tree",
+    "visual",
+    "wow",
+)
 CORE_WORDS: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 AM_ORIGIN = (
-    "https://github.com/douglas125/SpeechCmdRecognition/raw/"
-    "1bbac0da4374590eb1517af01b77052be5407722/model-attRNN.h5"
+    "https://github.com/douglas125/SpeechCmdRecognition/raw/1bbac0da4374590eb1517af01b77052be5407722/model-attRNN.h5"
 )
 AM_SHA256 = "c73134a09bbc72d169a7d8e875297e72142c3d11f2dc0d95570303c67bdca4d0"
 AM_FILENAME = "model-attRNN.h5"
@@ -631,5 +661,10 @@ def predict_folder(model, folder, batch_size=64) -> dict:
         SOURCE_CLASSES[c]: {"n": int(np.sum(labels == c)), "correct": int(np.sum(right[labels == c]))}
         for c in np.unique(labels)
     }
-    return {"labels": labels, "predicted": predicted, "per_class": per_class, "skipped": skipped,
-            **accuracies(labels, predicted)}  # fmt: skip
+    return {
+        "labels": labels,
+        "predicted": predicted,
+        "per_class": per_class,
+        "skipped": skipped,
+        **accuracies(labels, predicted),
+    }

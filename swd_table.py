@@ -27,8 +27,19 @@ import utils
 import validation
 from utils import V2SError
 
-FIELDS = ["am", "dataset", "run", "mod", "seg", "n_train", "n_speech", "source_loss", "source_accuracy", "swd",
-          "test_accuracy"]
+FIELDS = [
+    "am",
+    "dataset",
+    "run",
+    "mod",
+    "seg",
+    "n_train",
+    "n_speech",
+    "source_loss",
+    "source_accuracy",
+    "swd",
+    "test_accuracy",
+]
 
 
 def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
@@ -40,12 +51,22 @@ def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
     waves, labels = speech
     source_logits, loss, accuracy = probes.speech_logits(am, waves, labels)
     x = probes.subsample(data.x_train, args.max_series, args.seed)
-    swd = probes.swd(am, source_logits, runs.tile_for_run(record, x), probes.program_of(model), args.projections,
-                     args.seed)
-    return {"am": speech_models.resolve_net(record["config"]["net"]), "dataset": data.name, "run": record["run"],
-            "mod": record["config"]["mod"], "seg": record["config"]["seg"], "n_train": len(x), "n_speech": len(labels),
-            "source_loss": round(loss, 4), "source_accuracy": round(accuracy, 4), "swd": round(swd, 4),
-            "test_accuracy": _round(record.get("metrics", {}).get("test", {}).get("accuracy"))}
+    swd = probes.swd(
+        am, source_logits, runs.tile_for_run(record, x), probes.program_of(model), args.projections, args.seed
+    )
+    return {
+        "am": speech_models.resolve_net(record["config"]["net"]),
+        "dataset": data.name,
+        "run": record["run"],
+        "mod": record["config"]["mod"],
+        "seg": record["config"]["seg"],
+        "n_train": len(x),
+        "n_speech": len(labels),
+        "source_loss": round(loss, 4),
+        "source_accuracy": round(accuracy, 4),
+        "swd": round(swd, 4),
+        "test_accuracy": _round(record.get("metrics", {}).get("test", {}).get("accuracy")),
+    }
 
 
 def _round(value, digits: int = 4):
@@ -58,9 +79,16 @@ def summarise(rows: list[dict]) -> list[dict]:
     for am in sorted({row["am"] for row in rows}):
         mine = [row for row in rows if row["am"] == am]
         swd = np.array([row["swd"] for row in mine])
-        out.append({"am": am, "runs": len(mine), "datasets": len({row["dataset"] for row in mine}),
-                    "source_loss": round(float(np.mean([row["source_loss"] for row in mine])), 4),
-                    "swd_mean": round(float(swd.mean()), 4), "swd_median": round(float(np.median(swd)), 4)})
+        out.append(
+            {
+                "am": am,
+                "runs": len(mine),
+                "datasets": len({row["dataset"] for row in mine}),
+                "source_loss": round(float(np.mean([row["source_loss"] for row in mine])), 4),
+                "swd_mean": round(float(swd.mean()), 4),
+                "swd_median": round(float(np.median(swd)), 4),
+            }
+        )
     return out
 
 
@@ -68,8 +96,18 @@ def markdown(summary: list[dict], rows: list[dict], note: str) -> str:
     """The summary table, then one row per run, as GitHub markdown."""
     lines = reporting.markdown_table(
         ["AM", "runs", "datasets", "source loss", "SWD mean", "SWD median"],
-        [[s["am"], str(s["runs"]), str(s["datasets"]), f"{s['source_loss']:.4f}", f"{s['swd_mean']:.4f}",
-          f"{s['swd_median']:.4f}"] for s in summary])
+        [
+            [
+                s["am"],
+                str(s["runs"]),
+                str(s["datasets"]),
+                f"{s['source_loss']:.4f}",
+                f"{s['swd_mean']:.4f}",
+                f"{s['swd_median']:.4f}",
+            ]
+            for s in summary
+        ],
+    )
     lines += ["", note, ""]
     lines += reporting.markdown_table(FIELDS, [["" if row[f] is None else str(row[f]) for f in FIELDS] for row in rows])
     return "\n".join(lines) + "\n"
@@ -80,8 +118,10 @@ def find_runs(patterns: list[str] | None, results_dir: Path, weight_dir: Path) -
     if not patterns:
         names = sorted(p.stem for p in results_dir.glob("*.json") if (weight_dir / f"{p.stem}.weights.h5").is_file())
         if not names:
-            raise V2SError(f"no saved runs (results/<run>.json with weight/<run>.weights.h5) in {results_dir}; "
-                           "train some with v2s_main.py or pass --runs")
+            raise V2SError(
+                f"no saved runs (results/<run>.json with weight/<run>.weights.h5) in {results_dir}; "
+                "train some with v2s_main.py or pass --runs"
+            )
         return names
     names = []
     for pattern in patterns:
@@ -96,22 +136,45 @@ def find_runs(patterns: list[str] | None, results_dir: Path, weight_dir: Path) -
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--runs", nargs="*", default=None,
-                        help="saved runs: weights/record paths, run names or glob patterns (quote them); default every "
-                             "results/<run>.json whose weight/<run>.weights.h5 exists")
-    parser.add_argument("--speech-dir", default=None,
-                        help="source speech, a Speech-Commands-layout folder (<word>/*.wav); default $V2S_SPEECH_DIR or "
-                             "../shared/speech/gsc (required if neither exists)")
+    parser = validation.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        default=None,
+        help="saved runs: weights/record paths, run names or glob patterns (quote them); default every "
+        "results/<run>.json whose weight/<run>.weights.h5 exists",
+    )
+    parser.add_argument(
+        "--speech-dir",
+        default=None,
+        help="source speech, a Speech-Commands-layout folder (<word>/*.wav); default $V2S_SPEECH_DIR or "
+        "../shared/speech/gsc (required if neither exists)",
+    )
     parser.add_argument("--n-speech", type=int, default=probes.N_SPEECH, help="speech clips drawn (seeded); 0 = all")
-    parser.add_argument("--max-series", type=int, default=probes.N_TARGET_SERIES,
-                        help="use at most this many TRAIN series per dataset (seeded sample); 0 = all")
-    parser.add_argument("--projections", type=int, default=probes.N_PROJECTIONS, help="random projections of the sliced distance (paper: 1,000)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the speech sample, the series sample and the projections")
-    parser.add_argument("--data-dir", default=None, help="where to read the datasets (default: as recorded in each run)")
+    parser.add_argument(
+        "--max-series",
+        type=int,
+        default=probes.N_TARGET_SERIES,
+        help="use at most this many TRAIN series per dataset (seeded sample); 0 = all",
+    )
+    parser.add_argument(
+        "--projections",
+        type=int,
+        default=probes.N_PROJECTIONS,
+        help="random projections of the sliced distance (paper: 1,000)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the speech sample, the series sample and the projections"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="where to read the datasets (default: as recorded in each run)"
+    )
     parser.add_argument("--weight-dir", default=None, help="where the runs' weights are (default weight/)")
-    parser.add_argument("--results-dir", default=None, help="where the runs' records are and the table goes (default results/)")
+    parser.add_argument(
+        "--results-dir", default=None, help="where the runs' records are and the table goes (default results/)"
+    )
     parser.add_argument("--name", default="swd_table", help="file name stem of the CSV and markdown outputs")
     args = parser.parse_args(argv)
     validation.at_least("--n-speech", args.n_speech, 0, "0: all", whole=True)
@@ -135,17 +198,23 @@ def main(argv=None) -> int:
     rows = []
     for run in names:
         rows.append(run_row(run, speech, args))
-        print(f"{rows[-1]['am']:<6} {rows[-1]['dataset']:<20} swd {rows[-1]['swd']:.4f}  "
-              f"source loss {rows[-1]['source_loss']:.4f}  ({run})")
+        print(
+            f"{rows[-1]['am']:<6} {rows[-1]['dataset']:<20} swd {rows[-1]['swd']:.4f}  "
+            f"source loss {rows[-1]['source_loss']:.4f}  ({run})"
+        )
     summary = summarise(rows)
     for s in summary:
-        print(f"{s['am']}: {s['runs']} runs, source loss {s['source_loss']:.4f}, "
-              f"SWD mean {s['swd_mean']:.4f} median {s['swd_median']:.4f}")
+        print(
+            f"{s['am']}: {s['runs']} runs, source loss {s['source_loss']:.4f}, "
+            f"SWD mean {s['swd_mean']:.4f} median {s['swd_median']:.4f}"
+        )
     csv_path, md_path = results_dir / f"{args.name}.csv", results_dir / f"{args.name}.md"
     reporting.write_csv(csv_path, FIELDS, rows)
-    note = (f"Source: {len(speech[1])} clips of {folder} (seed {args.seed}); source loss = the AM's mean cross-entropy "
-            f"on them (nats). SWD: sliced Wasserstein-2 between the AM's logits on those clips and on each run's "
-            f"reprogrammed TRAIN series, {args.projections} projections, seed {args.seed}.")
+    note = (
+        f"Source: {len(speech[1])} clips of {folder} (seed {args.seed}); source loss = the AM's mean cross-entropy "
+        f"on them (nats). SWD: sliced Wasserstein-2 between the AM's logits on those clips and on each run's "
+        f"reprogrammed TRAIN series, {args.projections} projections, seed {args.seed}."
+    )
     utils.atomic_write_bytes(md_path, markdown(summary, rows, note).encode())
     print(f"csv={csv_path}")
     print(f"table={md_path}")

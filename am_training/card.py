@@ -69,8 +69,7 @@ def plot_confusion(labels, predicted, path: Path, title: str) -> None:
     ax.set_xticks(range(k), speech_models.SOURCE_CLASSES, rotation=90, fontsize=7)
     ax.set_yticks(range(k), speech_models.SOURCE_CLASSES, fontsize=7)
     for t, p in zip(*np.nonzero(matrix)):
-        ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=5,
-                color="white" if t == p else "black")  # fmt: skip
+        ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=5, color="white" if t == p else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
@@ -86,32 +85,72 @@ def plot_heldout_confusion(results: dict, name: str, results_dir: Path) -> Path 
     if not shown["n"]:
         return None
     png = Path(results_dir) / f"am_{name}_confusion.png"
-    plot_confusion(shown["labels"], shown["predicted"], png,
-                   f"{name} on held-out real speakers ({shown['n']} clips): 36-way {shown['accuracy_36']:.3f}, "
-                   f"core10 {shown['accuracy_core10']:.3f}")  # fmt: skip
+    plot_confusion(
+        shown["labels"],
+        shown["predicted"],
+        png,
+        f"{name} on held-out real speakers ({shown['n']} clips): 36-way {shown['accuracy_36']:.3f}, "
+        f"core10 {shown['accuracy_core10']:.3f}",
+    )
     return png
 
 
-def describe_training(name: str, teacher: Teacher | None, init_from_teacher: bool, *, temperature: float,
-                      alpha: float, batch_size: int, lr: float) -> str:  # fmt: skip
+def describe_training(
+    name: str,
+    teacher: Teacher | None,
+    init_from_teacher: bool,
+    *,
+    temperature: float,
+    alpha: float,
+    batch_size: int,
+    lr: float,
+) -> str:
     """The card's `how_trained` sentence."""
-    how = ("distilled from the original V2Sa (KL at temperature %.1f + %.2f x cross-entropy on known labels), "
-           % (temperature, alpha)) if teacher else "trained on hard labels only (no teacher), "
+    how = (
+        (
+            f"distilled from the original V2Sa (KL at temperature {temperature:.1f} + {alpha:.2f} x "
+            "cross-entropy on known labels), "
+        )
+        if teacher
+        else "trained on hard labels only (no teacher), "
+    )
     how += f"Adam peak lr {lr}, cosine decay, batch {batch_size}; on-the-fly time shift, "
-    how += "SpecAugment-style masks and mixup of standardised log-mel features" if name != "cnn1d" else "mixup of waveforms"
+    how += (
+        "SpecAugment-style masks and mixup of standardised log-mel features"
+        if name != "cnn1d"
+        else "mixup of waveforms"
+    )
     how += "; the teacher labels every augmented batch" if teacher else ""
     how += "; after training, BatchNorm statistics recomputed on clean (unaugmented) corpus clips"
     if name == "v2sa_local":
         how += "; all weights trained from random initialisation (no weight copied from the original)"
     if init_from_teacher:
-        how += ("; BiLSTMs, attention query and dense layers initialised from the teacher, the new U-Net conv block "
-                "first fitted (1 epoch, MSE) to the teacher's conv-block output, then everything fine-tuned")
+        how += (
+            "; BiLSTMs, attention query and dense layers initialised from the teacher, the new U-Net conv block "
+            "first fitted (1 epoch, MSE) to the teacher's conv-block output, then everything fine-tuned"
+        )
     return how
 
 
-def make_card(*, name: str, arch: str, model, how_trained: str, teacher: Teacher | None, corpus: Corpus,
-              recipe: CorpusRecipe, speech: SpeechData, history: dict, epochs_planned: int, conv_losses: list,
-              started: float, results: dict, teacher_results: dict, confusion_png: Path | None, command: str) -> dict:  # fmt: skip
+def make_card(
+    *,
+    name: str,
+    arch: str,
+    model,
+    how_trained: str,
+    teacher: Teacher | None,
+    corpus: Corpus,
+    recipe: CorpusRecipe,
+    speech: SpeechData,
+    history: dict,
+    epochs_planned: int,
+    conv_losses: list,
+    started: float,
+    results: dict,
+    teacher_results: dict,
+    confusion_png: Path | None,
+    command: str,
+) -> dict:
     """The model card (wall times of earlier runs are added by `write_card`)."""
     fsdd = speech.fsdd_train or speech.fsdd_heldout
     return {
@@ -121,13 +160,17 @@ def make_card(*, name: str, arch: str, model, how_trained: str, teacher: Teacher
         "input": "float32 waveform (batch, 16000), 16 kHz, 1 s",
         "classes": list(speech_models.SOURCE_CLASSES),
         "how_trained": how_trained,
-        "teacher": None if teacher is None else {"path": teacher.info.path, "sha256": teacher.info.sha256,
-                                                 "original": teacher.info.original},
-        "corpus": {"composition": corpus.composition,
-                   "augmented_copies": {"gsc": recipe.copies_gsc, "tts": recipe.copies_tts},
-                   "split_notes": speech.split.notes, **corpus.speakers,
-                   "fsdd_heldout_speakers": sorted(speech.fsdd_holdout) if fsdd else [],
-                   "train_eval_speakers_disjoint": True},  # corpus.load_speech refuses a shared speaker
+        "teacher": None
+        if teacher is None
+        else {"path": teacher.info.path, "sha256": teacher.info.sha256, "original": teacher.info.original},
+        "corpus": {
+            "composition": corpus.composition,
+            "augmented_copies": {"gsc": recipe.copies_gsc, "tts": recipe.copies_tts},
+            "split_notes": speech.split.notes,
+            **corpus.speakers,
+            "fsdd_heldout_speakers": sorted(speech.fsdd_holdout) if fsdd else [],
+            "train_eval_speakers_disjoint": True,
+        },  # corpus.load_speech refuses a shared speaker
         "voices": [v["id"] for v in corpus.voices],
         "epochs": history["epochs_run"],
         "epochs_planned": epochs_planned,
@@ -142,7 +185,7 @@ def make_card(*, name: str, arch: str, model, how_trained: str, teacher: Teacher
         "seed": recipe.seed,
         "versions": utils.versions(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }  # fmt: skip
+    }
 
 
 def write_card(card: dict, path: Path, ckpt_dir: Path, started: float) -> None:
@@ -158,6 +201,9 @@ def write_card(card: dict, path: Path, ckpt_dir: Path, started: float) -> None:
 
 def result_lines(results: dict) -> list[str]:
     """One line per non-empty held-out set: clips, speakers, accuracy_36, core10 clips, accuracy_core10."""
-    return [f"{key}: clips={r['n']} speakers={r['speakers']} accuracy_36={r['accuracy_36']:.4f} "
-            f"core10_clips={r['n_core10']} accuracy_core10={r['accuracy_core10']:.4f}"
-            for key, r in results.items() if r["n"]]  # fmt: skip
+    return [
+        f"{key}: clips={r['n']} speakers={r['speakers']} accuracy_36={r['accuracy_36']:.4f} "
+        f"core10_clips={r['n_core10']} accuracy_core10={r['accuracy_core10']:.4f}"
+        for key, r in results.items()
+        if r["n"]
+    ]

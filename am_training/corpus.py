@@ -32,8 +32,16 @@ from utils import WAVE_LEN, V2SError
 
 FSDD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CORPUS_VERSION = "corpus-v1"  # bump when the corpus recipe changes (invalidates caches)
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us-nyc", "en-029",
-                  "en-gb-x-gbclan", "en-gb-x-gbcwmd")  # fmt: skip
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-us-nyc",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
 PLACE_MARGIN = 480  # samples (30 ms) kept around a clip's active part
 ACTIVE_FRACTION = 0.02  # of the peak: where a clip's active part starts and ends
 
@@ -72,7 +80,11 @@ def official_test_files(corpus_dir: str | os.PathLike) -> set[str]:
         with open(sources, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 parts = Path(row.get("file", "")).parts
-                if "PICO-tinyML-benchmark" in row.get("source_repo", "") and len(parts) >= 2 and parts[0] == corpus_dir.name:
+                if (
+                    "PICO-tinyML-benchmark" in row.get("source_repo", "")
+                    and len(parts) >= 2
+                    and parts[0] == corpus_dir.name
+                ):
                     found.add("/".join(parts[-2:]))
     return found
 
@@ -127,8 +139,10 @@ def split_corpus_dirs(corpus_dirs, seed: int = 0) -> SpeechSplit:
         split.train += train
         split.unseen += unseen
         split.test_split += [item for item in items if item[0] in is_test]
-        split.notes.append(f"{corpus_dir}: {len(items)} clips, {len({i[-1] for i in items})} speakers; {how}; "
-                           f"train {len(train)} clips / {len({i[-1] for i in train})} speakers")  # fmt: skip
+        split.notes.append(
+            f"{corpus_dir}: {len(items)} clips, {len({i[-1] for i in items})} speakers; {how}; "
+            f"train {len(train)} clips / {len({i[-1] for i in train})} speakers"
+        )
     return split
 
 
@@ -169,7 +183,10 @@ def load_speech(corpus_dirs, fsdd_dir, fsdd_holdout: set[str], seed: int) -> Spe
     overlap = train_speakers & eval_speakers
     if overlap:
         raise V2SError(f"speaker split is not disjoint: {sorted(overlap)[:5]}")
-    print(f"speakers: {len(train_speakers)} real training speakers, {len(eval_speakers)} held out, none shared", flush=True)
+    print(
+        f"speakers: {len(train_speakers)} real training speakers, {len(eval_speakers)} held out, none shared",
+        flush=True,
+    )
     return SpeechData(split, fsdd_train, fsdd_heldout, set(fsdd_holdout))
 
 
@@ -185,7 +202,11 @@ def tts_voices(n_espeak: int, seed: int) -> list[dict]:
         listed = subprocess.run(["espeak-ng", "--voices=en"], capture_output=True, text=True).stdout
         accents = [a for a in ESPEAK_ACCENTS if re.search(rf"\s{re.escape(a)}\s", listed)] or ["en"]
         variants = [""]
-        for data_dir in ("/usr/lib/x86_64-linux-gnu/espeak-ng-data", "/usr/share/espeak-ng-data", "/usr/lib/espeak-ng-data"):
+        for data_dir in (
+            "/usr/lib/x86_64-linux-gnu/espeak-ng-data",
+            "/usr/share/espeak-ng-data",
+            "/usr/lib/espeak-ng-data",
+        ):
             vdir = Path(data_dir) / "voices" / "!v"
             if vdir.is_dir():
                 variants += sorted(p.name for p in vdir.iterdir() if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", p.name))
@@ -194,26 +215,62 @@ def tts_voices(n_espeak: int, seed: int) -> list[dict]:
             accent, variant = accents[rng.integers(len(accents))], variants[rng.integers(len(variants))]
             voice = accent + (f"+{variant}" if variant else "")
             speed, pitch = int(rng.integers(110, 210)), int(rng.integers(15, 85))
-            voices.append({"engine": "espeak-ng", "voice": voice, "speed": speed, "pitch": pitch,
-                           "id": f"espeak-ng:{voice}:s{speed}:p{pitch}"})  # fmt: skip
+            voices.append(
+                {
+                    "engine": "espeak-ng",
+                    "voice": voice,
+                    "speed": speed,
+                    "pitch": pitch,
+                    "id": f"espeak-ng:{voice}:s{speed}:p{pitch}",
+                }
+            )
     if shutil.which("flite"):
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
         names = listed.split(":", 1)[-1].split()
         for name in names:
             for stretch in (0.9, 1.15, 1.4):
                 f0 = int(rng.integers(80, 220))
-                voices.append({"engine": "flite", "voice": name, "stretch": stretch, "f0": f0,
-                               "id": f"flite:{name}:d{stretch}:f{f0}"})  # fmt: skip
+                voices.append(
+                    {
+                        "engine": "flite",
+                        "voice": name,
+                        "stretch": stretch,
+                        "f0": f0,
+                        "id": f"flite:{name}:d{stretch}:f{f0}",
+                    }
+                )
     return voices
 
 
 def synthesise(voice: dict, word: str, path: Path) -> bool:
     """Say `word` with `voice` (a `tts_voices` entry) into the WAV file `path`; True if it was written."""
     if voice["engine"] == "espeak-ng":
-        cmd = ["espeak-ng", "-v", voice["voice"], "-s", str(voice["speed"]), "-p", str(voice["pitch"]), "-w", str(path), word]
+        cmd = [
+            "espeak-ng",
+            "-v",
+            voice["voice"],
+            "-s",
+            str(voice["speed"]),
+            "-p",
+            str(voice["pitch"]),
+            "-w",
+            str(path),
+            word,
+        ]
     else:
-        cmd = ["flite", "-voice", voice["voice"], "--setf", f"duration_stretch={voice['stretch']}",
-               "--setf", f"int_f0_target_mean={voice['f0']}", "-t", word, "-o", str(path)]  # fmt: skip
+        cmd = [
+            "flite",
+            "-voice",
+            voice["voice"],
+            "--setf",
+            f"duration_stretch={voice['stretch']}",
+            "--setf",
+            f"int_f0_target_mean={voice['f0']}",
+            "-t",
+            word,
+            "-o",
+            str(path),
+        ]
     done = subprocess.run(cmd, capture_output=True, timeout=60)
     return done.returncode == 0 and path.is_file() and path.stat().st_size > 100
 
@@ -227,8 +284,10 @@ def tts_items(voices: list[dict], out_dir: Path) -> list:
             if label:
                 jobs.append((voice, word, label, out_dir / f"{word}_v{v:03d}.wav"))
     todo = [job for job in jobs if not job[3].is_file()]
-    with ThreadPoolExecutor(2) as pool, tqdm(total=len(todo), desc="tts", unit="clip", file=sys.stderr,
-                                             mininterval=10, disable=None) as bar:  # fmt: skip
+    with (
+        ThreadPoolExecutor(2) as pool,
+        tqdm(total=len(todo), desc="tts", unit="clip", file=sys.stderr, mininterval=10, disable=None) as bar,
+    ):
         for _ in pool.map(lambda job: (synthesise(job[0], job[1], job[3]), bar.update(1)), todo):
             pass
     return [(str(path), label, voice["id"]) for voice, _, label, path in jobs if path.is_file()]
@@ -271,10 +330,11 @@ def augment_speech(wave: np.ndarray, rng: np.random.Generator, noises: list, noi
     return np.clip(out, -1, 1).astype(np.float32)
 
 
-
 def read_noises(noise_dir) -> list[np.ndarray]:
     """The WAV files of `noise_dir` longer than 1 s, whole, as `speech_models.read_wav` reads them."""
-    noises = [wave for wave in map(speech_models.read_wav, sorted(Path(noise_dir).glob("*.wav"))) if len(wave) > WAVE_LEN]
+    noises = [
+        wave for wave in map(speech_models.read_wav, sorted(Path(noise_dir).glob("*.wav"))) if len(wave) > WAVE_LEN
+    ]
     if not noises:
         raise V2SError(f"--noise-dir {noise_dir}: no WAV file longer than 1 s")
     return noises
@@ -345,8 +405,9 @@ class CorpusRecipe:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
-def build_corpus(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng: np.random.Generator,
-                 cache_root: Path) -> Corpus:  # fmt: skip
+def build_corpus(
+    recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng: np.random.Generator, cache_root: Path
+) -> Corpus:
     """The fixed augmented training corpus (see docs/acoustic_models.md); TTS clips are cached in cache_root/tts."""
     waves, hard, source = [], [], []
     noises = read_noises(recipe.noise_dir) if not is_none(recipe.noise_dir) else []
@@ -380,7 +441,9 @@ def build_corpus(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng
             gain = float(np.exp(rng.uniform(np.log(1e-3), np.log(1.0))))
             seg = seg * gain / max(np.abs(seg).max(), 1e-6)
             if i % 50 == 0:
-                seg = np.zeros(WAVE_LEN, np.float32) if i % 100 == 0 else rng.normal(0, 1e-4, WAVE_LEN).astype(np.float32)
+                seg = (
+                    np.zeros(WAVE_LEN, np.float32) if i % 100 == 0 else rng.normal(0, 1e-4, WAVE_LEN).astype(np.float32)
+                )
             add(np.clip(seg, -1, 1).astype(np.float32), 0, "noise")
     ucr_names = []
     if not is_none(recipe.ucr_dir) and recipe.n_ucr > 0:
@@ -408,24 +471,37 @@ def build_corpus(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng
 def corpus_key(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list) -> str:
     """16 hex digits naming the corpus of this recipe and these training clips (the cache key)."""
     parts = {
-        "version": CORPUS_VERSION, "gsc": [i[0] for i in split.train], "fsdd": [i[0] for i in fsdd_train],
-        "noise": recipe.noise_dir, "ucr": recipe.ucr_dir, "tts": recipe.tts, "espeak": recipe.espeak_voices,
-        "copies": [recipe.copies_gsc, recipe.copies_tts], "n": [recipe.n_noise, recipe.n_ucr, recipe.max_clips],
+        "version": CORPUS_VERSION,
+        "gsc": [i[0] for i in split.train],
+        "fsdd": [i[0] for i in fsdd_train],
+        "noise": recipe.noise_dir,
+        "ucr": recipe.ucr_dir,
+        "tts": recipe.tts,
+        "espeak": recipe.espeak_voices,
+        "copies": [recipe.copies_gsc, recipe.copies_tts],
+        "n": [recipe.n_noise, recipe.n_ucr, recipe.max_clips],
         "seed": recipe.seed,
-    }  # fmt: skip
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_or_build_corpus(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng: np.random.Generator,
-                         cache_dir) -> tuple[Corpus, Path]:  # fmt: skip
+def load_or_build_corpus(
+    recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: list, rng: np.random.Generator, cache_dir
+) -> tuple[Corpus, Path]:
     """The cached corpus of this recipe (memory-mapped waves) or a new one, and its cache folder."""
     cache_root = Path(cache_dir)
     key_dir = cache_root / f"corpus_{corpus_key(recipe, split, fsdd_train)}"
     meta_path = key_dir / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        corpus = Corpus(np.load(key_dir / "waves.npy", mmap_mode="r"), np.load(key_dir / "hard.npy"),
-                        np.load(key_dir / "source.npy"), meta["composition"], meta["voices"], meta["speakers"])  # fmt: skip
+        corpus = Corpus(
+            np.load(key_dir / "waves.npy", mmap_mode="r"),
+            np.load(key_dir / "hard.npy"),
+            np.load(key_dir / "source.npy"),
+            meta["composition"],
+            meta["voices"],
+            meta["speakers"],
+        )
         print(f"corpus: cached {key_dir} ({corpus.composition['total']} clips)", flush=True)
         return corpus, key_dir
     started = time.time()
@@ -433,7 +509,14 @@ def load_or_build_corpus(recipe: CorpusRecipe, split: SpeechSplit, fsdd_train: l
     key_dir.mkdir(parents=True, exist_ok=True)
     for name, array in (("waves", corpus.waves), ("hard", corpus.hard), ("source", corpus.source)):
         utils.atomic_save(key_dir / f"{name}.npy", lambda tmp, a=array: np.save(tmp, a))
-    utils.atomic_write_json(meta_path, {"composition": corpus.composition, "voices": corpus.voices,
-                                        "speakers": corpus.speakers, "seconds": time.time() - started})  # fmt: skip
+    utils.atomic_write_json(
+        meta_path,
+        {
+            "composition": corpus.composition,
+            "voices": corpus.voices,
+            "speakers": corpus.speakers,
+            "seconds": time.time() - started,
+        },
+    )
     print(f"corpus: built {corpus.composition} in {time.time() - started:.0f} s -> {key_dir}", flush=True)
     return corpus, key_dir

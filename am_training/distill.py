@@ -43,7 +43,9 @@ def front_end_model() -> keras.Model:
 def batched(fn, x, batch_size: int, desc: str | None = None) -> np.ndarray:
     """`fn` applied to `x` (an array, possibly memory-mapped) in float32 batches, concatenated."""
     outs = []
-    for start in tqdm(range(0, len(x), batch_size), desc=desc, file=sys.stderr, mininterval=10, disable=None if desc else True):
+    for start in tqdm(
+        range(0, len(x), batch_size), desc=desc, file=sys.stderr, mininterval=10, disable=None if desc else True
+    ):
         outs.append(np.asarray(fn(np.asarray(x[start : start + batch_size], np.float32))))
     return np.concatenate(outs)
 
@@ -168,8 +170,18 @@ class Distiller(keras.Model):
     cross-entropy on hard labels only, and no mixup. Metrics: loss, kd, ce (epoch means).
     """
 
-    def __init__(self, student, teacher=None, *, kind: str, temperature: float = 2.0, alpha: float = 0.5,
-                 mix_prob: float = 0.3, seed: int = 0, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        student,
+        teacher=None,
+        *,
+        kind: str,
+        temperature: float = 2.0,
+        alpha: float = 0.5,
+        mix_prob: float = 0.3,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.student = student
         self.teacher = teacher
@@ -298,14 +310,18 @@ class Progress(keras.callbacks.Callback):
         steps = self.params["steps"]
         if (batch + 1) % max(1, steps // 10) == 0:
             rate = (batch + 1) * self.batch_size / (time.time() - self.t0)
-            print(f"  epoch {self.epoch} step {batch + 1}/{steps} loss {float(logs['loss']):.4f} ({rate:.0f} samples/s)",
-                  flush=True)  # fmt: skip
+            print(
+                f"  epoch {self.epoch} step {batch + 1}/{steps} loss {float(logs['loss']):.4f} ({rate:.0f} samples/s)",
+                flush=True,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs["epoch_seconds"] = seconds = time.time() - self.t0
-        print(f"epoch {epoch + 1}/{self.params['epochs']} loss {logs['loss']:.4f} kd {logs['kd']:.4f} "
-              f"ce {logs['ce']:.4f} teacher_agreement {logs.get('val_agreement', float('nan')):.4f} ({seconds:.0f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"epoch {epoch + 1}/{self.params['epochs']} loss {logs['loss']:.4f} kd {logs['kd']:.4f} "
+            f"ce {logs['ce']:.4f} teacher_agreement {logs.get('val_agreement', float('nan')):.4f} ({seconds:.0f} s)",
+            flush=True,
+        )
 
 
 def completed_epochs(backup_dir: Path) -> int:
@@ -330,8 +346,24 @@ def read_history(csv_path: Path, epochs: int) -> dict:
 # Training
 
 
-def distill(student, teacher, x, hard, *, epochs, batch_size, lr, temperature, alpha, mix_prob, kind,
-            ckpt_dir: Path, max_minutes: float, seed: int, val_idx=None) -> dict:  # fmt: skip
+def distill(
+    student,
+    teacher,
+    x,
+    hard,
+    *,
+    epochs,
+    batch_size,
+    lr,
+    temperature,
+    alpha,
+    mix_prob,
+    kind,
+    ckpt_dir: Path,
+    max_minutes: float,
+    seed: int,
+    val_idx=None,
+) -> dict:
     """Train `student` as a `Distiller` for `epochs` (in all, counting a resumed run's), see the module docstring.
 
     Adam (clipnorm 5) with a cosine decay from `lr` to 0.05 x `lr`. Without a teacher only the
@@ -346,7 +378,9 @@ def distill(student, teacher, x, hard, *, epochs, batch_size, lr, temperature, a
     labelled = np.flatnonzero(hard >= 0) if teacher is None else np.arange(len(x))
     batches = ShuffledBatches(x, hard, np.setdiff1d(labelled, val_idx if val_idx is not None else []), batch_size, seed)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=len(batches) * epochs, alpha=0.05)
-    distiller = Distiller(student, teacher, kind=kind, temperature=temperature, alpha=alpha, mix_prob=mix_prob, seed=seed)
+    distiller = Distiller(
+        student, teacher, kind=kind, temperature=temperature, alpha=alpha, mix_prob=mix_prob, seed=seed
+    )
     distiller.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), jit_compile=False)
     backup = ckpt_dir / "backup"
     if completed_epochs(backup):
@@ -355,9 +389,14 @@ def distill(student, teacher, x, hard, *, epochs, batch_size, lr, temperature, a
     if val_idx is not None and len(val_idx) and teacher is not None:
         x_val = x[val_idx]
         teacher_labels = np.argmax(batched(lambda b: teacher(b, training=False), x_val, 128), axis=1)
-    callbacks = [EpochOrder(batches), TeacherAgreement(student, x_val, teacher_labels), Progress(batch_size),
-                 TimeLimit(max_minutes), keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=True),
-                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]  # saves last: after the CSV row
+    callbacks = [
+        EpochOrder(batches),
+        TeacherAgreement(student, x_val, teacher_labels),
+        Progress(batch_size),
+        TimeLimit(max_minutes),
+        keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+    ]  # saves last: after the CSV row
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     distiller.fit(batches, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)  # ShuffledBatches shuffles
     done = completed_epochs(backup)
@@ -412,8 +451,11 @@ def fit_conv_block(student_body, teacher_body, feats, *, epochs: int, batch_size
 def init_from_teacher(student_body, teacher_body, feats, *, batch_size: int) -> list[float]:
     """v2su: copy the layers shared with V2Sa (BiLSTMs, attention, dense) from the teacher, then fit the
     new conv block to the teacher's (1 epoch). Returns the conv block's MSE per epoch."""
-    shared = {layer.name for layer in student_body.layers if layer.weights
-              and not layer.name.startswith(("conv2d", "batch_normalization"))}  # fmt: skip
+    shared = {
+        layer.name
+        for layer in student_body.layers
+        if layer.weights and not layer.name.startswith(("conv2d", "batch_normalization"))
+    }
     copied = speech_models.copy_weights_by_name(teacher_body, student_body, layers=shared)
     print(f"initialised from the teacher: {', '.join(copied)}", flush=True)
     return fit_conv_block(student_body, teacher_body, feats, epochs=1, batch_size=batch_size)

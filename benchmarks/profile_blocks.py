@@ -52,6 +52,7 @@ def main(argv=None) -> int:
 
     def with_input_gradient(fn):
         """fn(x) -> out; returns a tf.function computing out and d(sum(out * r))/dx for a fixed random r."""
+
         @tf.function
         def run(x):
             with tf.GradientTape() as tape:
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
                 out = fn(x)
                 loss = tf.reduce_sum(out * tf.random.stateless_uniform(tf.shape(out), (1, 2)))
             return tape.gradient(loss, x)
+
         return run
 
     data = body.data_spectrum(wave)
@@ -91,8 +93,10 @@ def main(argv=None) -> int:
     blocks = {
         "series STFT": (series_stft, wave),
         "theta STFT": (theta_stft, wave),
-        "mel stage": (with_input_gradient(lambda s: body.mel(tf.abs(tf.stop_gradient(data) + s))),
-                      body.spectrum(theta[None])),
+        "mel stage": (
+            with_input_gradient(lambda s: body.mel(tf.abs(tf.stop_gradient(data) + s))),
+            body.spectrum(theta[None]),
+        ),
         "conv block": (with_input_gradient(lambda m: conv_block(m[..., None], training=False)[..., 0]), mel),
         "BiLSTM 1": (with_input_gradient(bilstm(layers[0])), conv),
         "BiLSTM 2": (with_input_gradient(bilstm(layers[1])), seq1),
@@ -110,9 +114,11 @@ def main(argv=None) -> int:
             times[name].append((time.perf_counter() - started) / args.steps * 1000)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     total = sum(medians.values())
-    print(f"batch {args.batch}, L = 500, m = 1, recurrences: {args.lstm}; threads: inter-op "
-          f"{tf.config.threading.get_inter_op_parallelism_threads()}, intra-op "
-          f"{tf.config.threading.get_intra_op_parallelism_threads()}; median of {args.rounds} rounds")
+    print(
+        f"batch {args.batch}, L = 500, m = 1, recurrences: {args.lstm}; threads: inter-op "
+        f"{tf.config.threading.get_inter_op_parallelism_threads()}, intra-op "
+        f"{tf.config.threading.get_intra_op_parallelism_threads()}; median of {args.rounds} rounds"
+    )
     for name, ms in medians.items():
         print(f"  {name:<12} {ms:7.1f} ms  {100 * ms / total:4.0f} %")
     print(f"  {'sum':<12} {total:7.1f} ms  (~{1000 * args.batch / total:.0f} samples/s before the optimiser and fit)")

@@ -129,8 +129,12 @@ def bench_shape(am, length, args):
         dg = np.linalg.norm(grads[p].numpy() - rg) / np.linalg.norm(rg)
         worst = (max(worst[0], dl), max(worst[1], dg))
         if dl > LOSS_RTOL or dg > GRAD_RTOL:
-            raise SystemExit(f"error: (c) program {p} differs from the naive reference: loss rel {dl:.1e}, grad rel {dg:.1e}")
-    lines.append(f"  check (c) sweep, {P} programs: worst loss rel err {worst[0]:.1e}, worst theta-grad rel err {worst[1]:.1e} -> ok")
+            raise SystemExit(
+                f"error: (c) program {p} differs from the naive reference: loss rel {dl:.1e}, grad rel {dg:.1e}"
+            )
+    lines.append(
+        f"  check (c) sweep, {P} programs: worst loss rel err {worst[0]:.1e}, worst theta-grad rel err {worst[1]:.1e} -> ok"
+    )
     lines.append(f"  tolerance: loss rel <= {LOSS_RTOL:g}, theta-gradient rel (L2) <= {GRAD_RTOL:g}")
 
     # --- the three training paths, as used (dropout 0.4, L2 0.04, Adam with inverse-time decay) -------
@@ -151,8 +155,8 @@ def bench_shape(am, length, args):
     def run_c():
         orders = [orders_rng.permutation(n) for _ in range(P)]
         for start in range(0, n, B):
-            xs = np.stack([x[o[start:start + B]] for o in orders])
-            ys = np.stack([y[o[start:start + B]] for o in orders])
+            xs = np.stack([x[o[start : start + B]] for o in orders])
+            ys = np.stack([y[o[start : start + B]] for o in orders])
             stack.train_step(tf.constant(xs), tf.constant(ys))[0].numpy()
 
     variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P)}
@@ -170,8 +174,11 @@ def bench_shape(am, length, args):
     # samples/s = all samples / all time; the median round's rate is printed as a robustness check
     rates = {key: variants[key][1] * args.rounds / sum(times[key]) for key in variants}
     median_rates = {key: variants[key][1] / float(np.median(times[key])) for key in variants}
-    lines.append("  median-round rates: " + ", ".join(f"({k}) {v:.1f}" for k, v in median_rates.items())
-                 + f"  -> x{median_rates['b'] / median_rates['a']:.2f}, x{median_rates['c'] / median_rates['a']:.2f}")
+    lines.append(
+        "  median-round rates: "
+        + ", ".join(f"({k}) {v:.1f}" for k, v in median_rates.items())
+        + f"  -> x{median_rates['b'] / median_rates['a']:.2f}, x{median_rates['c'] / median_rates['a']:.2f}"
+    )
     return rates, rss, lines
 
 
@@ -183,10 +190,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-round", type=int, default=None, help="steps of each variant per round")
     parser.add_argument("--lengths", default="500,2709", help="series lengths (m = 1)")
     parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
-    parser.add_argument("--inter-op", type=int, default=None,
-                        help="TensorFlow inter-op threads for the whole process (default: $TF_NUM_INTEROP_THREADS "
-                             "or the project's 2, which is also TF's own default on 2 cores: independent "
-                             "recurrences — both directions of a BiLSTM — run at once; 1 serialises them)")
+    parser.add_argument(
+        "--inter-op",
+        type=int,
+        default=None,
+        help="TensorFlow inter-op threads for the whole process (default: $TF_NUM_INTEROP_THREADS "
+        "or the project's 2, which is also TF's own default on 2 cores: independent "
+        "recurrences — both directions of a BiLSTM — run at once; 1 serialises them)",
+    )
     args = parser.parse_args(argv)
     if args.inter_op:
         os.environ["TF_NUM_INTEROP_THREADS"] = str(args.inter_op)
@@ -206,10 +217,12 @@ def main(argv=None) -> int:
         weights = str(shared / "am" / "model-attRNN.h5")
     am, info = speech_models.load_am("v2sa", weights)
     am.trainable = False
-    print(f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "
-          f"{os.cpu_count()} CPUs; threads: inter-op {os.environ['TF_NUM_INTEROP_THREADS']}, intra-op "
-          f"{os.environ['TF_NUM_INTRAOP_THREADS']}; batch 32; P = {args.programs}; {args.rounds} interleaved rounds x "
-          f"{args.steps_per_round} steps per variant and shape")
+    print(
+        f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "
+        f"{os.cpu_count()} CPUs; threads: inter-op {os.environ['TF_NUM_INTEROP_THREADS']}, intra-op "
+        f"{os.environ['TF_NUM_INTRAOP_THREADS']}; batch 32; P = {args.programs}; {args.rounds} interleaved rounds x "
+        f"{args.steps_per_round} steps per variant and shape"
+    )
     results = {}
     for length in (int(v) for v in args.lengths.split(",")):
         started = time.time()
@@ -220,21 +233,27 @@ def main(argv=None) -> int:
             print(line)
         print(f"  (a) naive  {rates['a']:8.1f} samples/s   peak RSS {rss['a']:.2f} GB")
         print(f"  (b) single {rates['b']:8.1f} samples/s   peak RSS {rss['b']:.2f} GB   x{rates['b'] / rates['a']:.2f}")
-        print(f"  (c) sweep  {rates['c']:8.1f} samples/s   peak RSS {rss['c']:.2f} GB   x{rates['c'] / rates['a']:.2f}  "
-              f"({args.programs} programs, samples of all programs)")
+        print(
+            f"  (c) sweep  {rates['c']:8.1f} samples/s   peak RSS {rss['c']:.2f} GB   x{rates['c'] / rates['a']:.2f}  "
+            f"({args.programs} programs, samples of all programs)"
+        )
         print(f"  ({time.time() - started:.0f} s; peak RSS is the process' cumulative maximum after each warm-up)")
     samples, how = grid_fit_samples(shared / "ucr")
     total = samples * GRID_EPOCHS * GRID_SETTINGS
-    print(f"Table-2 grid (30 datasets x 5 dropouts x 10 segment counts x 100 epochs, one seed; {how}): "
-          f"{total / 1e6:.1f} M training samples (validation passes not counted)")
+    print(
+        f"Table-2 grid (30 datasets x 5 dropouts x 10 segment counts x 100 epochs, one seed; {how}): "
+        f"{total / 1e6:.1f} M training samples (validation passes not counted)"
+    )
     for key, label in (("a", "naive"), ("b", "single"), ("c", "sweep")):
         rate = min(r[key] for r in results.values())
         print(f"  at the {label} rate {rate:.0f} samples/s (slowest shape): {total / rate / 3600:.1f} h")
     single_shape = min(results, key=lambda L: results[L]["b"] / results[L]["a"])
     sweep_shape = min(results, key=lambda L: results[L]["c"] / results[L]["a"])
     rs, rw = results[single_shape], results[sweep_shape]
-    print(f"speedup_single={rs['b'] / rs['a']:.2f} speedup_sweep={rw['c'] / rw['a']:.2f} "
-          f"naive_samples_per_s={rs['a']:.2f} single_samples_per_s={rs['b']:.2f} sweep_samples_per_s={rw['c']:.2f}")
+    print(
+        f"speedup_single={rs['b'] / rs['a']:.2f} speedup_sweep={rw['c'] / rw['a']:.2f} "
+        f"naive_samples_per_s={rs['a']:.2f} single_samples_per_s={rs['b']:.2f} sweep_samples_per_s={rw['c']:.2f}"
+    )
     return 0
 
 

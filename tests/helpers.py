@@ -87,8 +87,10 @@ def write_toy(root, name="Toy", n_train=24, n_test=20, seed=0, test_label_shift=
         labels = np.arange(n) % 2
         if split == "TEST":
             labels = (labels + test_label_shift) % 2
-        rows = [np.r_[label + 1, (np.sin(t) if label == 0 else np.sign(np.sin(t))) + 0.1 * rng.normal(size=100)]
-                for label in labels]
+        rows = [
+            np.r_[label + 1, (np.sin(t) if label == 0 else np.sign(np.sin(t))) + 0.1 * rng.normal(size=100)]
+            for label in labels
+        ]
         np.savetxt(folder / f"{name}_{split}.tsv", np.array(rows), delimiter="\t")
     return root
 
@@ -111,8 +113,17 @@ def config(tmp_path, **overrides):
     """A `training.V2SConfig` for the toy dataset under `tmp_path/data` (3 epochs, seed 5, mapping 3, quiet)."""
     import training
 
-    settings = dict(dataset="Toy", data_dir=str(tmp_path / "data"), eps=3, seed=5, mapping=3,
-                    results_dir=str(tmp_path / "results"), weight_dir=str(tmp_path / "weight"), verbose=0, plot=False)
+    settings = dict(
+        dataset="Toy",
+        data_dir=str(tmp_path / "data"),
+        eps=3,
+        seed=5,
+        mapping=3,
+        results_dir=str(tmp_path / "results"),
+        weight_dir=str(tmp_path / "weight"),
+        verbose=0,
+        plot=False,
+    )
     settings.update(overrides)
     return training.V2SConfig(**settings)
 
@@ -138,8 +149,15 @@ def theta_of(weights_path) -> np.ndarray:
 
 def v2s_main(*args, tmp_path, env=None):
     """Run v2s_main.py in a subprocess with outputs under tmp_path; returns the CompletedProcess."""
-    command = [sys.executable, str(ROOT / "v2s_main.py"), *args,
-               "--results-dir", str(tmp_path / "results"), "--weight-dir", str(tmp_path / "weight")]
+    command = [
+        sys.executable,
+        str(ROOT / "v2s_main.py"),
+        *args,
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--weight-dir",
+        str(tmp_path / "weight"),
+    ]
     full_env = {**os.environ, "V2S_OFFLINE": "1", **(env or {})}
     tmp_path.mkdir(parents=True, exist_ok=True)
     return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
@@ -191,11 +209,22 @@ def assert_every_flag_is_explained(parser: argparse.ArgumentParser, help_text: s
 
 def fake_record(spec, val_ce, test_acc, test_curve=None):
     """A run record as the sweep writes it; `test_curve` is its per-epoch TEST accuracy (default: flat)."""
-    return {"run": spec.name, "config": {"net": spec.net, "mod": spec.mod, "seed": spec.seed, "dr": spec.dr,
-                                         "seg": spec.seg, "fold": spec.fold, "folds": spec.folds},
-            "dataset": {"name": spec.dataset}, "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
-            "history": {"test_accuracy": list(test_curve or [test_acc] * spec.eps)},
-            "wall_time_s": {"total": 1.0}}
+    return {
+        "run": spec.name,
+        "config": {
+            "net": spec.net,
+            "mod": spec.mod,
+            "seed": spec.seed,
+            "dr": spec.dr,
+            "seg": spec.seg,
+            "fold": spec.fold,
+            "folds": spec.folds,
+        },
+        "dataset": {"name": spec.dataset},
+        "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_acc}},
+        "history": {"test_accuracy": list(test_curve or [test_acc] * spec.eps)},
+        "wall_time_s": {"total": 1.0},
+    }
 
 
 def fake_runner(calls, fail=()):
@@ -212,8 +241,9 @@ def fake_runner(calls, fail=()):
                 continue
             record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5 + 0.01 * spec.seg)
             _atomic_write_json(f"{out}/runs/{spec.name}.json", record)
-            summaries.append({"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"],
-                              "seconds": 0.0})
+            summaries.append(
+                {"run": spec.name, "ok": True, "test_accuracy": record["metrics"]["test"]["accuracy"], "seconds": 0.0}
+            )
         return summaries
 
     return run

@@ -36,8 +36,14 @@ def world(tmp_path_factory):
     (root / "folder").mkdir()
     (root / "stub" / "tensorflow").mkdir(parents=True)
     (root / "stub" / "tensorflow" / "__init__.py").write_text(REFUSE_TENSORFLOW)
-    return {"root": root, "data": root / "data", "plain": root / "plain", "folder": root / "folder",
-            "out": root / "out", "stub": root / "stub"}
+    return {
+        "root": root,
+        "data": root / "data",
+        "plain": root / "plain",
+        "folder": root / "folder",
+        "out": root / "out",
+        "stub": root / "stub",
+    }
 
 
 def run(script: str, args: list[str], world: dict, refuse_tensorflow: bool = True) -> subprocess.CompletedProcess:
@@ -110,10 +116,23 @@ CASES = [
     ("fidelity.py", ["--report", "{folder}"], "--report"),
     ("fidelity.py", ["--out", "{plain}", "--report", "{out}/fidelity.md"], "--out"),
     # pretrain_am.py (training flags; outputs)
-    *(("pretrain_am.py", [*PRETRAIN, flag, value], flag) for flag, value in [
-        ("--batch-size", "0"), ("--epochs", "0"), ("--lr", "-0.001"), ("--temperature", "0"), ("--alpha", "1.5"),
-        ("--mix-prob", "-0.1"), ("--copies-gsc", "-1"), ("--n-noise", "-5"), ("--max-minutes", "-5"),
-        ("--seed", "-2"), ("--out", "{plain}"), ("--results-dir", "{plain}/results")]),
+    *(
+        ("pretrain_am.py", [*PRETRAIN, flag, value], flag)
+        for flag, value in [
+            ("--batch-size", "0"),
+            ("--epochs", "0"),
+            ("--lr", "-0.001"),
+            ("--temperature", "0"),
+            ("--alpha", "1.5"),
+            ("--mix-prob", "-0.1"),
+            ("--copies-gsc", "-1"),
+            ("--n-noise", "-5"),
+            ("--max-minutes", "-5"),
+            ("--seed", "-2"),
+            ("--out", "{plain}"),
+            ("--results-dir", "{plain}/results"),
+        ]
+    ),
     # cam_v2s.py
     ("cam_v2s.py", [], "--weight"),
     ("cam_v2s.py", ["--weight", "w", "--audio", "a.wav"], "--audio"),
@@ -147,8 +166,9 @@ CASES = [
 
 def _id(case):
     script, args, _ = case
-    return " ".join([script.removesuffix(".py"), *(a if len(a) < 20 else a[:8] + "..." for a in args
-                                                  if a not in PRETRAIN)])
+    return " ".join(
+        [script.removesuffix(".py"), *(a if len(a) < 20 else a[:8] + "..." for a in args if a not in PRETRAIN)]
+    )
 
 
 @pytest.mark.parametrize("script, args, culprit", CASES, ids=[_id(c) for c in CASES])
@@ -158,31 +178,52 @@ def test_a_bad_flag_is_one_error_line_naming_it_before_tensorflow_is_imported(wo
 
 
 def test_the_issue_rows_name_the_allowed_range(world):
-    expected = {("--mapping", "0"): "must be at least 1", ("--dr", "12"): "must be in [0, 10)",
-                ("--dr", "-1"): "must be in [0, 10)", ("--lr", "-1"): "must be greater than 0",
-                ("--val-split", "-0.2"): "must be in [0, 1)", ("--run-name", "../../x"): "must be a file name"}
+    expected = {
+        ("--mapping", "0"): "must be at least 1",
+        ("--dr", "12"): "must be in [0, 10)",
+        ("--dr", "-1"): "must be in [0, 10)",
+        ("--lr", "-1"): "must be greater than 0",
+        ("--val-split", "-0.2"): "must be in [0, 1)",
+        ("--run-name", "../../x"): "must be a file name",
+    }
     for (flag, value), allowed in expected.items():
         line = assert_refused(run("v2s_main.py", [*V2S, *V2S_OUT, flag, value], world), f"{flag} {value}")
         assert allowed in line
 
 
 def test_outputs_under_a_plain_file_are_refused_before_anything_runs(world):
-    line = assert_refused(run("v2s_main.py", [*V2S, "--results-dir", "{plain}/results", "--weight-dir", "{out}/w"],
-                              world), "--results-dir")
+    line = assert_refused(
+        run("v2s_main.py", [*V2S, "--results-dir", "{plain}/results", "--weight-dir", "{out}/w"], world),
+        "--results-dir",
+    )
     assert "is a file, not a folder" in line
     assert not (world["out"] / "w").exists()
 
 
 def test_a_run_name_cannot_write_outside_the_results_folder(world):
     results = world["out"] / "deep" / "a" / "results"
-    assert_refused(run("v2s_main.py", [*V2S, "--results-dir", str(results), "--weight-dir", "{out}/w",
-                                       "--run-name", "../../x"], world), "--run-name")
+    assert_refused(
+        run(
+            "v2s_main.py",
+            [*V2S, "--results-dir", str(results), "--weight-dir", "{out}/w", "--run-name", "../../x"],
+            world,
+        ),
+        "--run-name",
+    )
     assert not list((world["out"] / "deep").rglob("x*"))
 
 
 def test_help_still_works_and_exits_0(world):
-    for script in ("v2s_main.py", "reproduce.py", "fidelity.py", "pretrain_am.py", "cam_v2s.py", "tsne_v2s.py",
-                   "swd_table.py", "baselines.py"):
+    for script in (
+        "v2s_main.py",
+        "reproduce.py",
+        "fidelity.py",
+        "pretrain_am.py",
+        "cam_v2s.py",
+        "tsne_v2s.py",
+        "swd_table.py",
+        "baselines.py",
+    ):
         result = run(script, ["--help"], world)
         assert result.returncode == 0 and "usage:" in result.stdout, (script, result.stderr)
 
@@ -202,25 +243,37 @@ def test_a_setting_the_data_cannot_take_is_one_error_line(world, args, culprit):
 
 def test_cases_cover_every_script_and_at_least_40_inputs():
     assert len(CASES) >= 40
-    assert {c[0] for c in CASES} == {"v2s_main.py", "reproduce.py", "fidelity.py", "pretrain_am.py", "cam_v2s.py",
-                                     "tsne_v2s.py", "swd_table.py", "baselines.py"}
+    assert {c[0] for c in CASES} == {
+        "v2s_main.py",
+        "reproduce.py",
+        "fidelity.py",
+        "pretrain_am.py",
+        "cam_v2s.py",
+        "tsne_v2s.py",
+        "swd_table.py",
+        "baselines.py",
+    }
 
 
 # The checks themselves, in process (what training.V2SConfig and the scripts call)
 
-@pytest.mark.parametrize("check, message", [
-    (lambda: validation.at_least("--eps", 0, 1), "--eps 0: must be at least 1"),
-    (lambda: validation.greater_than("--lr", -1.0, 0), "--lr -1: must be greater than 0"),
-    (lambda: validation.in_range("--val-split", 1.0, 0, 1), "--val-split 1: must be in [0, 1)"),
-    (lambda: validation.in_range("--alpha", 2, 0, 1, high_included=True), "--alpha 2: must be in [0, 1]"),
-    (lambda: validation.in_range("--offset", -1, 0, 16000, whole=True), "--offset -1: must be in 0..15999"),
-    (lambda: validation.zero_or_at_least("--folds", 1, 2), "--folds 1: must be 0 or at least 2"),
-    (lambda: validation.at_least("--eps", 2.5, 1, whole=True), "--eps 2.5: must be a whole number"),
-    (lambda: validation.at_least("--eps", "3", 1), "--eps '3': must be a number"),
-    (lambda: validation.greater_than("--lr", float("nan"), 0), "--lr nan: must be a finite number"),
-    (lambda: validation.file_name("--name", "a/b"), "--name a/b: must be a file name, not a path"),
-    (lambda: validation.file_name("--name", ""), "--name '': must not be empty"),
-])
+
+@pytest.mark.parametrize(
+    "check, message",
+    [
+        (lambda: validation.at_least("--eps", 0, 1), "--eps 0: must be at least 1"),
+        (lambda: validation.greater_than("--lr", -1.0, 0), "--lr -1: must be greater than 0"),
+        (lambda: validation.in_range("--val-split", 1.0, 0, 1), "--val-split 1: must be in [0, 1)"),
+        (lambda: validation.in_range("--alpha", 2, 0, 1, high_included=True), "--alpha 2: must be in [0, 1]"),
+        (lambda: validation.in_range("--offset", -1, 0, 16000, whole=True), "--offset -1: must be in 0..15999"),
+        (lambda: validation.zero_or_at_least("--folds", 1, 2), "--folds 1: must be 0 or at least 2"),
+        (lambda: validation.at_least("--eps", 2.5, 1, whole=True), "--eps 2.5: must be a whole number"),
+        (lambda: validation.at_least("--eps", "3", 1), "--eps '3': must be a number"),
+        (lambda: validation.greater_than("--lr", float("nan"), 0), "--lr nan: must be a finite number"),
+        (lambda: validation.file_name("--name", "a/b"), "--name a/b: must be a file name, not a path"),
+        (lambda: validation.file_name("--name", ""), "--name '': must not be empty"),
+    ],
+)
 def test_each_check_names_the_flag_the_value_and_what_is_allowed(check, message):
     with pytest.raises(V2SError) as err:
         check()

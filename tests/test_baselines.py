@@ -12,8 +12,9 @@ import baselines
 import ts_dataloader
 from utils import V2SError
 
-needs_aeon = pytest.mark.skipif(importlib.util.find_spec("aeon") is None,
-                                reason="aeon not installed (pip install -r requirements-extras.txt)")
+needs_aeon = pytest.mark.skipif(
+    importlib.util.find_spec("aeon") is None, reason="aeon not installed (pip install -r requirements-extras.txt)"
+)
 
 RESULT_KEYS = {"accuracy", "fit_seconds", "method", "seed"}
 
@@ -42,8 +43,9 @@ def toy(toy_dir):
 
 
 def run_baselines(*args):
-    return subprocess.run([sys.executable, str(ROOT / "baselines.py"), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "baselines.py"), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @needs_aeon

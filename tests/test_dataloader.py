@@ -69,13 +69,16 @@ class TestSources:
 
 
 class TestLabels:
-    @pytest.mark.parametrize("labels,expected_values", [
-        ([-1, 1, 1, -1], [-1, 1]),
-        ([1, 2, 3, 2], [1, 2, 3]),
-        ([0, 1, 2, 1], [0, 1, 2]),
-        (["1.0000000e+00", "2.0000000e+00", "1.0000000e+00", "2.0000000e+00"], [1, 2]),
-        ([3, 8, 5, 3], [3, 5, 8]),
-    ])
+    @pytest.mark.parametrize(
+        "labels,expected_values",
+        [
+            ([-1, 1, 1, -1], [-1, 1]),
+            ([1, 2, 3, 2], [1, 2, 3]),
+            ([0, 1, 2, 1], [0, 1, 2]),
+            (["1.0000000e+00", "2.0000000e+00", "1.0000000e+00", "2.0000000e+00"], [1, 2]),
+            ([3, 8, 5, 3], [3, 5, 8]),
+        ],
+    )
     def test_sorted_unique_labels_become_0_to_k_minus_1(self, tmp_path, labels, expected_values):
         rows = [[label, i, i + 1.0] for i, label in enumerate(labels)]
         make_dataset(tmp_path, "Lab", rows, rows)
@@ -101,12 +104,15 @@ class TestLabels:
 
 
 class TestMalformedFiles:
-    @pytest.mark.parametrize("rows,message", [
-        ([[1, 0.1, 0.2], [2, 0.3]], "ragged"),
-        ([[1, 0.1, "nan"], [2, 0.3, 0.4]], "NaN"),
-        ([[1, 0.1, "abc"], [2, 0.3, 0.4]], "non-numeric value 'abc'"),
-        ([[1, 0.1, 0.2], [1, 0.3, 0.4]], "only one class"),
-    ])
+    @pytest.mark.parametrize(
+        "rows,message",
+        [
+            ([[1, 0.1, 0.2], [2, 0.3]], "ragged"),
+            ([[1, 0.1, "nan"], [2, 0.3, 0.4]], "NaN"),
+            ([[1, 0.1, "abc"], [2, 0.3, 0.4]], "non-numeric value 'abc'"),
+            ([[1, 0.1, 0.2], [1, 0.3, 0.4]], "only one class"),
+        ],
+    )
     def test_bad_rows_give_one_clear_line(self, tmp_path, rows, message):
         make_dataset(tmp_path, "Bad", rows, [[1, 0.0, 0.0]])
         with pytest.raises(V2SError, match=message) as err:

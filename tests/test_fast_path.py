@@ -33,7 +33,7 @@ def _series(n=16, length=500, seed=0):
     rng = np.random.default_rng(seed)
     if path.is_file():
         rows = np.loadtxt(path, delimiter="\t", max_rows=n)
-        return rows[:, 1:length + 1].astype(np.float32), (rows[:, 0] > 0).astype(np.int32)
+        return rows[:, 1 : length + 1].astype(np.float32), (rows[:, 0] > 0).astype(np.int32)
     t = np.linspace(0, 1, length, dtype=np.float32)
     y = rng.integers(0, 2, n).astype(np.int32)
     return (np.sin(2 * np.pi * (3 + y[:, None]) * t) + 0.3 * rng.standard_normal((n, length))).astype(np.float32), y
@@ -135,8 +135,7 @@ def test_fast_v2s_equals_naive_and_saves_alike(v2sa, tmp_path):
     am = v2sa
     series, y = _series(12, 500)
     x = ts_model.tile_segments(series, 2)
-    naive = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04,
-                               mask=ts_model.program_mask(500, 2))
+    naive = ts_model.build_v2s(am, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04, mask=ts_model.program_mask(500, 2))
     fast = fast_am.accelerate_v2s(naive)
     assert isinstance(fast, fast_am.FastV2S)
     p0, l0, g0 = _loss_grad(naive, x, y)
@@ -163,16 +162,18 @@ def _three_epochs(am, fast: bool, seed: int = 0, theta_scale: float = 1.0) -> di
         model = fast_am.accelerate_v2s(model)
     schedule = keras.optimizers.schedules.InverseTimeDecay(0.05, decay_steps=1, decay_rate=0.48)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-    return model.fit(x[:32], y[:32], batch_size=16, epochs=3, shuffle=False, verbose=0,
-                     validation_data=(x[32:], y[32:])).history
+    return model.fit(
+        x[:32], y[:32], batch_size=16, epochs=3, shuffle=False, verbose=0, validation_data=(x[32:], y[32:])
+    ).history
 
 
 def _drift(history, reference) -> float:
     return max(_rel(history[key], reference[key]) for key in ("loss", "val_loss"))
 
 
-@pytest.mark.parametrize("v2sa, floor", [("random", 1e-5), ("original", TRAJ_RTOL)], indirect=["v2sa"],
-                         ids=["random_v2sa", "original_v2sa"])
+@pytest.mark.parametrize(
+    "v2sa, floor", [("random", 1e-5), ("original", TRAJ_RTOL)], indirect=["v2sa"], ids=["random_v2sa", "original_v2sa"]
+)
 def test_short_training_same_trajectory(v2sa, floor):
     """Three epochs of `fit` on both paths: the fast path's losses stay as close to the naive ones as the
     naive model's own losses stay when its initial program moves by 1e-6 (relative) — the float32
@@ -192,10 +193,24 @@ def test_multi_program_equals_single_runs(v2sa):
     am = v2sa
     series, y = _series(8, 500)
     settings = [  # full settings, as `ProgramStack` takes them
-        {"seed": 0, "dropout": 0.0, "seg": 1, "offset": 0, "mask": False, "l2": 0.04,
-         "groups": ts_model.label_mapping(2, 18)},
-        {"seed": 1, "dropout": 0.0, "seg": 3, "offset": 0, "mask": True, "l2": 0.05,
-         "groups": ts_model.label_mapping(2, 10, "random", 1)},
+        {
+            "seed": 0,
+            "dropout": 0.0,
+            "seg": 1,
+            "offset": 0,
+            "mask": False,
+            "l2": 0.04,
+            "groups": ts_model.label_mapping(2, 18),
+        },
+        {
+            "seed": 1,
+            "dropout": 0.0,
+            "seg": 3,
+            "offset": 0,
+            "mask": True,
+            "l2": 0.05,
+            "groups": ts_model.label_mapping(2, 10, "random", 1),
+        },
     ]
     stack = multi_program.ProgramStack(am, 2, settings, 500)
     xs = np.stack([ts_model.tile_segments(series, s["seg"]) for s in settings])
@@ -217,8 +232,15 @@ def test_train_programs_keras_histories_val_ce_epoch_choice_and_final_scores(v2s
     am = v2sa
     series, y = _series(28, 500)
     settings = [{"seed": 0, "offset": 448}, {"seed": 1, "dropout": 0.2, "seg": 2}]
-    results = multi_program.train_programs(am, (series[:12], y[:12]), (series[12:20], y[12:20]), settings, epochs=2,
-                                           batch_size=8, evaluate_on={"test": (series[20:], y[20:])})
+    results = multi_program.train_programs(
+        am,
+        (series[:12], y[:12]),
+        (series[12:20], y[12:20]),
+        settings,
+        epochs=2,
+        batch_size=8,
+        evaluate_on={"test": (series[20:], y[20:])},
+    )
     assert len(results) == 2
     for result in results:
         history = result["history"]
@@ -230,8 +252,10 @@ def test_train_programs_keras_histories_val_ce_epoch_choice_and_final_scores(v2s
         s = result["setting"]
         plain = ts_model.build_v2s(am, 2, s["groups"], "1", s["dropout"], s["l2"])
         plain.get_layer("art").theta.assign(result["theta"][:, None])
-        plain.compile(loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+        plain.compile(
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")],
+        )
         x_test = ts_model.tile_segments(series[20:], s["seg"], s["offset"])
         loss, accuracy, ce = plain.evaluate(x_test, y[20:], verbose=0)
         test = result["metrics"]["test"]
@@ -242,9 +266,18 @@ def test_train_programs_keras_histories_val_ce_epoch_choice_and_final_scores(v2s
 def test_train_programs_is_reproducible_with_the_same_seed(v2sa):
     am = v2sa
     series, y = _series(16, 500)
-    runs = [multi_program.train_programs(am, (series[:10], y[:10]), (series[10:], y[10:]),
-                                         [{"seed": 3, "dropout": 0.4}, {"seed": 3, "dropout": 0.0, "seg": 4}],
-                                         epochs=2, batch_size=4, seed=3) for _ in range(2)]
+    runs = [
+        multi_program.train_programs(
+            am,
+            (series[:10], y[:10]),
+            (series[10:], y[10:]),
+            [{"seed": 3, "dropout": 0.4}, {"seed": 3, "dropout": 0.0, "seg": 4}],
+            epochs=2,
+            batch_size=4,
+            seed=3,
+        )
+        for _ in range(2)
+    ]
     for first, second in zip(*runs):
         assert first["history"] == second["history"]
         np.testing.assert_array_equal(first["theta"], second["theta"])

@@ -7,15 +7,29 @@ from settings import DEFAULT_OFFSET
 
 
 def row(schedule, seg, dropout, val_ce, at_val, best, mapping="maximal", dataset="Toy", seed=0):
-    return {"dataset": dataset, "seed": seed, "schedule": schedule, "seg": seg, "dropout": dropout, "map": mapping,
-            "val_ce": val_ce, "test_at_val_epoch": at_val, "test_best_epoch": best, "test_last_epoch": at_val}
+    return {
+        "dataset": dataset,
+        "seed": seed,
+        "schedule": schedule,
+        "seg": seg,
+        "dropout": dropout,
+        "map": mapping,
+        "val_ce": val_ce,
+        "test_at_val_epoch": at_val,
+        "test_best_epoch": best,
+        "test_last_epoch": at_val,
+    }
 
 
 def test_the_stacks_cover_schedule_segments_dropout_and_a_one_source_map():
     original = fidelity.settings_for("original", n_classes=2, length=100, seed=0)
     const = fidelity.settings_for("const", n_classes=2, length=100, seed=0)
-    assert [(s.seg, s.dropout, name) for s, name in const] == [(1, 0.0, "maximal"), (1, 0.4, "maximal"),
-                                                               (10, 0.0, "maximal"), (10, 0.4, "maximal")]
+    assert [(s.seg, s.dropout, name) for s, name in const] == [
+        (1, 0.0, "maximal"),
+        (1, 0.4, "maximal"),
+        (10, 0.0, "maximal"),
+        (10, 0.4, "maximal"),
+    ]
     assert all(s.offset == DEFAULT_OFFSET for s, _ in original + const)
     assert len(original) == 5 and original[-1][1] == "one" and original[-1][0].seg == 10
     assert [len(g) for g in original[0][0].groups] == [18, 18] and [len(g) for g in original[-1][0].groups] == [1, 1]
@@ -24,9 +38,11 @@ def test_the_stacks_cover_schedule_segments_dropout_and_a_one_source_map():
 
 
 def test_protocols_choose_on_validation_or_on_test_from_the_same_runs():
-    rows = [row("original", 1, 0.0, val_ce=0.3, at_val=0.70, best=0.75),
-            row("const", 10, 0.4, val_ce=0.5, at_val=0.80, best=0.85),
-            row("const", 1, 0.4, val_ce=0.9, at_val=0.60, best=0.95)]
+    rows = [
+        row("original", 1, 0.0, val_ce=0.3, at_val=0.70, best=0.75),
+        row("const", 10, 0.4, val_ce=0.5, at_val=0.80, best=0.85),
+        row("const", 1, 0.4, val_ce=0.9, at_val=0.60, best=0.95),
+    ]
     chosen = fidelity.protocols(rows)
     assert chosen["honest"] == 0.70  # lowest validation cross-entropy
     assert chosen["setting on test"] == 0.80  # epoch on validation, best setting on test

@@ -21,8 +21,9 @@ def project_modules() -> dict[str, Path]:
         if package.name == "tests":
             continue
         modules[package.name] = init
-        modules.update({f"{package.name}.{path.stem}": path for path in package.glob("*.py")
-                        if path.stem != "__init__"})
+        modules.update(
+            {f"{package.name}.{path.stem}": path for path in package.glob("*.py") if path.stem != "__init__"}
+        )
     for folder in SCRIPT_FOLDERS:
         modules.update({f"{folder}/{path.stem}": path for path in (ROOT / folder).glob("*.py")})
     return modules
@@ -59,7 +60,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
     def visit(node, stack):
         if node in stack:
-            found.append(stack[stack.index(node):] + [node])
+            found.append(stack[stack.index(node) :] + [node])
             return
         if node in done:
             return
@@ -80,8 +81,9 @@ def test_the_graph_sees_lazy_imports_and_the_known_modules():
 
 
 def test_no_library_imports_a_script():
-    wrong = {name: sorted(filter(is_script, targets)) for name, targets in import_graph().items()
-             if not is_script(name)}
+    wrong = {
+        name: sorted(filter(is_script, targets)) for name, targets in import_graph().items() if not is_script(name)
+    }
     assert {name: scripts for name, scripts in wrong.items() if scripts} == {}
 
 

@@ -6,8 +6,20 @@ import json
 
 import numpy as np
 import pytest
-from helpers import (AM_FILE, SPEECH_DIR, TINY_AM_INFO, assert_every_flag_is_explained, config, make_tiny_am,
-                     make_tiny_tf_am, needs, parser_of, waves, write_speech, write_toy)
+from helpers import (
+    AM_FILE,
+    SPEECH_DIR,
+    TINY_AM_INFO,
+    assert_every_flag_is_explained,
+    config,
+    make_tiny_am,
+    make_tiny_tf_am,
+    needs,
+    parser_of,
+    waves,
+    write_speech,
+    write_toy,
+)
 
 import cam_v2s
 import probes
@@ -126,8 +138,13 @@ class TestProbes:
         assert embedding.shape == (20, 2)
         assert tsne_v2s.separation(logits, labels) > 0.3
         out = tmp_path / "tsne.png"
-        tsne_v2s.plot_tsne([("(1) a", embedding, 0.1), ("(2) b", embedding, 0.2), ("(3) TFa", None, np.nan)],
-                           labels, ["0", "1"], "title", out)
+        tsne_v2s.plot_tsne(
+            [("(1) a", embedding, 0.1), ("(2) b", embedding, 0.2), ("(3) TFa", None, np.nan)],
+            labels,
+            ["0", "1"],
+            "title",
+            out,
+        )
         assert out.stat().st_size > 10_000
 
     def test_tfa_logits_come_from_the_fine_tuned_am(self, tmp_path):
@@ -137,8 +154,9 @@ class TestProbes:
         wave = keras.Input(shape=(16000,))
         tfa = keras.Model(wave, keras.layers.Dense(2, activation="softmax")(am(wave)))
         tfa.save(tmp_path / "tfa.keras")
-        np.testing.assert_allclose(tsne_v2s.tfa_logits(tmp_path / "tfa.keras", waves(2)),
-                                   probes.am_logits(am, waves(2)), atol=1e-5)
+        np.testing.assert_allclose(
+            tsne_v2s.tfa_logits(tmp_path / "tfa.keras", waves(2)), probes.am_logits(am, waves(2)), atol=1e-5
+        )
         (tmp_path / "tfa.h5").write_bytes(b"not a model")
         with pytest.raises(V2SError, match=r"\.keras"):
             tsne_v2s.tfa_logits(tmp_path / "tfa.h5", waves(1))
@@ -165,14 +183,17 @@ def test_swd_callback_records_one_value_per_epoch_and_plots_it(tmp_path, monkeyp
     model.load_weights(record["weights"])
     speech, _ = probes.speech_sample(tmp_path / "speech", 400, cfg.seed)
     data = ts_dataloader.load_dataset("Toy", tmp_path / "data")
-    fit = ts_dataloader.validation_split(ts_model.tile_segments(data.x_train, cfg.seg, cfg.offset), data.y_train, 0.0,
-                                         cfg.seed)[0]
+    fit = ts_dataloader.validation_split(
+        ts_model.tile_segments(data.x_train, cfg.seg, cfg.offset), data.y_train, 0.0, cfg.seed
+    )[0]
     am = probes.find_am(model)
-    expected = probes.sliced_wasserstein_distance(probes.am_logits(am, speech),
-                                                  probes.am_logits(am, probes.reprogram(model, fit)), 1000, cfg.seed)
+    expected = probes.sliced_wasserstein_distance(
+        probes.am_logits(am, speech), probes.am_logits(am, probes.reprogram(model, fit)), 1000, cfg.seed
+    )
     assert swd[-1] == pytest.approx(expected, rel=1e-4)
-    assert probes.swd(am, probes.am_logits(am, speech), fit, probes.program_of(model), 1000, cfg.seed) == \
-        pytest.approx(expected, rel=1e-12)
+    assert probes.swd(am, probes.am_logits(am, speech), fit, probes.program_of(model), 1000, cfg.seed) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_swd_without_a_speech_folder_is_a_clear_error(monkeypatch):
@@ -199,11 +220,19 @@ def saved_run(original_v2sa, tmp_path_factory):
     (root / "weight").mkdir()
     model.save_weights(root / "weight" / f"{run}.weights.h5")
     cfg = training.V2SConfig(dataset="Toy", data_dir=str(root / "data"), mapping=18, seg=2)
-    record = {"run": run, "config": {**dataclasses.asdict(cfg), "dropout": cfg.dropout, "mapping": 18},
-              "dataset": data.describe(),
-              "label_mapping": {"type": "first", "per_class": 18, "groups": groups,
-                                "groups_named": [[runs.source_name(s) for s in g] for g in groups]},
-              "am": dataclasses.asdict(info), "metrics": {"test": {"accuracy": 0.5}}}
+    record = {
+        "run": run,
+        "config": {**dataclasses.asdict(cfg), "dropout": cfg.dropout, "mapping": 18},
+        "dataset": data.describe(),
+        "label_mapping": {
+            "type": "first",
+            "per_class": 18,
+            "groups": groups,
+            "groups_named": [[runs.source_name(s) for s in g] for g in groups],
+        },
+        "am": dataclasses.asdict(info),
+        "metrics": {"test": {"accuracy": 0.5}},
+    }
     utils.atomic_write_json(root / "results" / f"{run}.json", record)
     return root, run
 
@@ -246,11 +275,14 @@ class TestScripts:
         assert out.strip().splitlines()[-1] == f"figure={figure}"
         assert figure.stat().st_size > 30_000
 
-    @pytest.mark.parametrize("flags, fragment", [
-        (["--mapping", "9"], "--mapping 9 but the run was trained with mapping 18"),
-        (["--net", "3"], "--net 3 (v2su) but the run reprograms v2sa"),
-        (["--dataset", "ECG200"], "--dataset ECG200 (ECG200) but the run was trained on Toy"),
-    ])
+    @pytest.mark.parametrize(
+        "flags, fragment",
+        [
+            (["--mapping", "9"], "--mapping 9 but the run was trained with mapping 18"),
+            (["--net", "3"], "--net 3 (v2su) but the run reprograms v2sa"),
+            (["--dataset", "ECG200"], "--dataset ECG200 (ECG200) but the run was trained on Toy"),
+        ],
+    )
     def test_mismatched_flags_are_one_line_errors(self, saved_run, capsys, flags, fragment):
         root, run = saved_run
         for module in (cam_v2s, tsne_v2s):
@@ -268,8 +300,9 @@ class TestScripts:
     @needs(GSC_DIR)
     def test_cam_of_a_speech_clip_through_the_bare_am(self, tmp_path, capsys):
         clip = sorted((GSC_DIR / "yes").glob("*.wav"))[0]
-        status, out, _ = cli(cam_v2s, ["--audio", str(clip), "--am-weights", str(AM_FILE),
-                                       "--results-dir", str(tmp_path)], capsys)
+        status, out, _ = cli(
+            cam_v2s, ["--audio", str(clip), "--am-weights", str(AM_FILE), "--results-dir", str(tmp_path)], capsys
+        )
         assert status == 0
         assert "AM predicts 'yes'" in out
         assert (tmp_path / f"v2sa_yes_{clip.stem}_cam.png").stat().st_size > 30_000

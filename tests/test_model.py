@@ -34,7 +34,7 @@ class TestTiling:
         wave = ts_model.tile_segments(x, 3)
         assert wave.shape == (1, 16000) and wave.dtype == np.float32
         for start in (0, 5000, 10000):
-            np.testing.assert_array_equal(wave[0, start:start + 500], x[0])
+            np.testing.assert_array_equal(wave[0, start : start + 500], x[0])
         assert np.count_nonzero(wave) == 1500
 
     def test_too_many_segments_is_a_clear_error(self):
@@ -181,8 +181,9 @@ class TestSavedModels:
         reloaded = keras.saving.load_model(tmp_path / "v2s.keras", compile=False)
         x = np.random.default_rng(0).normal(size=(2, 16000)).astype(np.float32)
         np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded.get_layer("art").program()),
-                                      0.05 * ts_model.program_mask(100, 2, 448))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(reloaded.get_layer("art").program()), 0.05 * ts_model.program_mask(100, 2, 448)
+        )
 
     def test_a_mask_given_as_values_is_kept_as_values(self):
         values = ts_model.program_mask(100, 1, 0)
@@ -197,14 +198,16 @@ class TestSavedModels:
         model = keras.saving.load_model(LEGACY, compile=False)
         x = np.random.default_rng(0).normal(scale=0.3, size=(2, 16000)).astype(np.float32)
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("art").program()),
-                                      0.05 * ts_model.program_mask(100, 2, 448))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(model.get_layer("art").program()), 0.05 * ts_model.program_mask(100, 2, 448)
+        )
 
     def test_weights_saved_before_mask_specs_load_into_a_model_built_with_one(self, tmp_path):
         """The legacy file's weights (its model.weights.h5, the `.weights.h5` format) in today's model."""
         (tmp_path / "old.weights.h5").write_bytes(zipfile.ZipFile(LEGACY).read("model.weights.h5"))
-        model = ts_model.build_v2s(make_tiny_am(seed=1), 2, [[0, 1, 2], [3, 4, 5]], "1", 0.4, 0.04,
-                                   mask=ts_model.MaskSpec(100, 2, 448))
+        model = ts_model.build_v2s(
+            make_tiny_am(seed=1), 2, [[0, 1, 2], [3, 4, 5]], "1", 0.4, 0.04, mask=ts_model.MaskSpec(100, 2, 448)
+        )
         model.load_weights(tmp_path / "old.weights.h5")
         expected = json.loads(LEGACY.with_suffix(".json").read_text())["predictions"]
         x = np.random.default_rng(0).normal(scale=0.3, size=(2, 16000)).astype(np.float32)

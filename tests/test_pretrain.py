@@ -142,14 +142,23 @@ def test_corpus_key_depends_on_the_recipe_and_the_clips():
     split = corpus.SpeechSplit(train=[("a.wav", 1, "s1")])
     recipe = corpus.CorpusRecipe(noise_dir="none", seed=0)
     key = corpus.corpus_key(recipe, split, [])
-    assert re.fullmatch(r"[0-9a-f]{16}", key) and key == corpus.corpus_key(corpus.CorpusRecipe(noise_dir="none"), split, [])
+    assert re.fullmatch(r"[0-9a-f]{16}", key) and key == corpus.corpus_key(
+        corpus.CorpusRecipe(noise_dir="none"), split, []
+    )
     assert key != corpus.corpus_key(corpus.CorpusRecipe(noise_dir="none", seed=1), split, [])
     assert key != corpus.corpus_key(recipe, corpus.SpeechSplit(train=[("b.wav", 1, "s1")]), [])
 
 
 def test_training_names():
     assert [pretrain_am.training_name(n) for n in ("0", "v2sa", "v2sa_local", "3", "v2su", "5", "cnn1d")] == [
-        "v2sa_local", "v2sa_local", "v2sa_local", "v2su", "v2su", "cnn1d", "cnn1d"]  # fmt: skip
+        "v2sa_local",
+        "v2sa_local",
+        "v2sa_local",
+        "v2su",
+        "v2su",
+        "cnn1d",
+        "cnn1d",
+    ]
     with pytest.raises(V2SError, match="not available"):
         pretrain_am.training_name("1")
 
@@ -261,9 +270,23 @@ def test_time_limit_stops_fit_after_the_epoch_that_passes_the_budget(capsys):
 
 
 def _distill(student, teacher, x, hard, ckpt_dir, max_minutes=0.0, epochs=2):
-    return distill.distill(student, teacher, x, hard, epochs=epochs, batch_size=8, lr=1e-2, temperature=2.0,
-                           alpha=0.5, mix_prob=0.3, kind="mel", ckpt_dir=ckpt_dir, max_minutes=max_minutes,
-                           seed=0, val_idx=np.arange(0, 40, 10))  # fmt: skip
+    return distill.distill(
+        student,
+        teacher,
+        x,
+        hard,
+        epochs=epochs,
+        batch_size=8,
+        lr=1e-2,
+        temperature=2.0,
+        alpha=0.5,
+        mix_prob=0.3,
+        kind="mel",
+        ckpt_dir=ckpt_dir,
+        max_minutes=max_minutes,
+        seed=0,
+        val_idx=np.arange(0, 40, 10),
+    )
 
 
 def test_distill_resumed_after_an_interruption_ends_as_an_uninterrupted_run(tmp_path, capsys):
@@ -284,7 +307,9 @@ def test_distill_resumed_after_an_interruption_ends_as_an_uninterrupted_run(tmp_
     # the same numbers up to float32 rounding (TensorFlow's multi-threaded reductions are not bitwise
     # repeatable); a resume that restored the wrong state or re-drew the randomness is off by far more
     assert second["epochs_run"] == 2
-    assert second["loss"] == pytest.approx(history["loss"], rel=1e-5) and second["kd"] == pytest.approx(history["kd"], rel=1e-5)
+    assert second["loss"] == pytest.approx(history["loss"], rel=1e-5) and second["kd"] == pytest.approx(
+        history["kd"], rel=1e-5
+    )
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     again = _distill(resumed, teacher, x, hard, tmp_path / "resumed")  # complete: nothing left to train
@@ -299,7 +324,9 @@ def test_distill_without_teacher_trains_on_hard_labels_only(tmp_path):
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,ce,epoch_seconds,kd,loss,val_agreement\n0,1,2,3,4,5\n1,1,2,3,9,5\n1,1,2,3,7,5\n2,0,0,0,0,0\n")
+    path.write_text(
+        "epoch,ce,epoch_seconds,kd,loss,val_agreement\n0,1,2,3,4,5\n1,1,2,3,9,5\n1,1,2,3,7,5\n2,0,0,0,0,0\n"
+    )
     history = distill.read_history(path, 2)
     assert history["loss"] == [4.0, 7.0] and history["epoch_seconds"] == [2.0, 2.0]
 
@@ -342,12 +369,40 @@ def _tiny_pretrain_argv(tmp_path) -> list[str]:
     """1 epoch of v2sa_local on 15 tone clips + 10 noise clips, hard labels (no teacher: fast, no ../shared)."""
     folder = _tiny_corpus(tmp_path)
     noise_dir = tmp_path / "noise"
-    wavfile.write(noise_dir.mkdir() or noise_dir / "white.wav", 16000,
-                  np.round(np.random.default_rng(0).normal(0, 0.05, 48000) * 32767).astype(np.int16))  # fmt: skip
-    return ["--net", "0", "--corpus-dir", str(folder), "--fsdd-dir", "none", "--ucr-dir", "none", "--no-tts",
-            "--noise-dir", str(noise_dir), "--n-noise", "10", "--copies-gsc", "1", "--epochs", "1", "--batch-size", "8",
-            "--teacher", "none", "--out", str(tmp_path / "weight"), "--results-dir", str(tmp_path / "results"),
-            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    wavfile.write(
+        noise_dir.mkdir() or noise_dir / "white.wav",
+        16000,
+        np.round(np.random.default_rng(0).normal(0, 0.05, 48000) * 32767).astype(np.int16),
+    )
+    return [
+        "--net",
+        "0",
+        "--corpus-dir",
+        str(folder),
+        "--fsdd-dir",
+        "none",
+        "--ucr-dir",
+        "none",
+        "--no-tts",
+        "--noise-dir",
+        str(noise_dir),
+        "--n-noise",
+        "10",
+        "--copies-gsc",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--teacher",
+        "none",
+        "--out",
+        str(tmp_path / "weight"),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
 
 
 def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
@@ -361,7 +416,9 @@ def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
     assert card["corpus"]["train_eval_speakers_disjoint"] is True
     assert set(card["accuracy"]["gsc_test_split"]) >= {"n", "accuracy_36", "accuracy_core10"}
     assert (tmp_path / "results" / "am_v2sa_local_confusion.png").stat().st_size > 1000
-    assert len(card["history"]["loss"]) == 1 and card["wall_time_seconds_per_run"] == [card["wall_time_seconds_all_runs"]]
+    assert len(card["history"]["loss"]) == 1 and card["wall_time_seconds_per_run"] == [
+        card["wall_time_seconds_all_runs"]
+    ]
     model = sm.build_am("v2sa")
     sm.load_weights(model, tmp_path / "weight" / "v2sa_local.weights.h5")
     (ckpt,) = (tmp_path / "cache" / "ckpt").iterdir()  # the resumable checkpoint
@@ -384,10 +441,28 @@ def test_a_finished_pretrain_resumes_for_more_epochs_and_its_card_counts_both_ru
 
 
 def _v2s_main(net, tmp_path, env):
-    command = [sys.executable, str(ROOT / "v2s_main.py"), "--dataset", "Coffee", "--eps", "2", "--net", str(net),
-               "--results-dir", str(tmp_path / "results"), "--weight-dir", str(tmp_path / "weight")]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                          env={**os.environ, "V2S_OFFLINE": "1", **env})  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "v2s_main.py"),
+        "--dataset",
+        "Coffee",
+        "--eps",
+        "2",
+        "--net",
+        str(net),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--weight-dir",
+        str(tmp_path / "weight"),
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "V2S_OFFLINE": "1", **env},
+    )
 
 
 @pytest.mark.parametrize("net, weights", [("0", "v2sa_local"), ("3", "v2su"), ("cnn1d", "cnn1d")])
@@ -398,8 +473,11 @@ def test_v2s_main_reprograms_coffee_with_each_shipped_am(net, weights, tmp_path)
     """
     if not (WEIGHT_DIR / f"{weights}.weights.h5").is_file():
         pytest.skip(f"weight/{weights}.weights.h5 not trained yet")
-    env = {"V2S_AM_DIR": "", "KERAS_HOME": str(tmp_path / "keras"),
-           "V2S_AM_ORIGIN": (tmp_path / "offline" / "model-attRNN.h5").as_uri()}  # fmt: skip
+    env = {
+        "V2S_AM_DIR": "",
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "V2S_AM_ORIGIN": (tmp_path / "offline" / "model-attRNN.h5").as_uri(),
+    }
     (tmp_path / "keras").mkdir(parents=True)
     run = _v2s_main(net, tmp_path, env)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -423,8 +501,13 @@ def _shipped(name):
 def _documented_rows(name: str) -> list[str]:
     """The results-table rows of `name` in the README and docs/ (`| `name` | ... |`)."""
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return [line for page in pages if page.is_file() for line in page.read_text().splitlines()
-            if line.startswith(f"| `{name}` |")]  # fmt: skip
+    return [
+        line
+        for page in pages
+        if page.is_file()
+        for line in page.read_text().splitlines()
+        if line.startswith(f"| `{name}` |")
+    ]
 
 
 @pytest.mark.parametrize("name, params", SHIPPED)
@@ -435,9 +518,11 @@ def test_shipped_weights_load_and_the_documented_accuracies_are_the_cards(name, 
     accuracy = card_["accuracy"]
     test, unseen = accuracy["gsc_test_split"], accuracy["gsc_unseen_speakers"]
     assert (test["n"], test["speakers"], test["n_core10"], unseen["n"]) == (342, 147, 300, 393)
-    cells = [f"**{test['accuracy_36']:.3f} / {test['accuracy_core10']:.3f}**",
-             f"{unseen['accuracy_36']:.3f} / {unseen['accuracy_core10']:.3f}",
-             f"{accuracy['fsdd_heldout_speakers']['accuracy_36']:.3f}"]  # fmt: skip
+    cells = [
+        f"**{test['accuracy_36']:.3f} / {test['accuracy_core10']:.3f}**",
+        f"{unseen['accuracy_36']:.3f} / {unseen['accuracy_core10']:.3f}",
+        f"{accuracy['fsdd_heldout_speakers']['accuracy_36']:.3f}",
+    ]
     rows = _documented_rows(name)
     assert rows, f"no results row for {name} in README.md or docs/"
     for row in rows:

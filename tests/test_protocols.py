@@ -36,8 +36,17 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
     settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=1, dropout=0.0, seg=3, offset=0)]
 
     def train(test_split):
-        return multi_program.train_programs(random_v2sa, fit, val, settings, epochs=3, batch_size=6, seed=2,
-                                            evaluate_on={"test": test_split}, monitor_on={"test": test_split})
+        return multi_program.train_programs(
+            random_v2sa,
+            fit,
+            val,
+            settings,
+            epochs=3,
+            batch_size=6,
+            seed=2,
+            evaluate_on={"test": test_split},
+            monitor_on={"test": test_split},
+        )
 
     honest, other = train(test), train(flipped)
     test_keys = {"test_accuracy", "test_ce"}
@@ -45,8 +54,9 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
         assert test_keys <= set(a["history"]) and len(a["history"]["test_accuracy"]) == 3
         np.testing.assert_array_equal(a["theta"], b["theta"])
         np.testing.assert_array_equal(a["theta_last"], b["theta_last"])
-        assert {k: v for k, v in a["history"].items() if k not in test_keys} == \
-            {k: v for k, v in b["history"].items() if k not in test_keys}
+        assert {k: v for k, v in a["history"].items() if k not in test_keys} == {
+            k: v for k, v in b["history"].items() if k not in test_keys
+        }
         assert a["best_epoch"] == b["best_epoch"] and a["metrics"]["validation"] == b["metrics"]["validation"]
         assert a["history"]["test_accuracy"] == pytest.approx([1 - v for v in b["history"]["test_accuracy"]])
         assert a["metrics"]["test"]["accuracy"] == pytest.approx(1 - b["metrics"]["test"]["accuracy"])

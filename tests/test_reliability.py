@@ -23,15 +23,17 @@ import utils
 
 def killed_while_writing(tmp_path, writer: str, patch: str) -> subprocess.CompletedProcess:
     """Run `writer` (Python using utils) in a child whose `patch` makes it SIGKILL itself mid-write."""
-    code = "\n".join([
-        "import os, signal, sys",
-        f"sys.path.insert(0, {str(ROOT)!r})",
-        "import utils",
-        "def die(*args, **kwargs):",
-        "    os.kill(os.getpid(), signal.SIGKILL)",
-        patch,
-        writer,
-    ])
+    code = "\n".join(
+        [
+            "import os, signal, sys",
+            f"sys.path.insert(0, {str(ROOT)!r})",
+            "import utils",
+            "def die(*args, **kwargs):",
+            "    os.kill(os.getpid(), signal.SIGKILL)",
+            patch,
+            writer,
+        ]
+    )
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
 
@@ -44,23 +46,29 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("writer, patch", [
-    # killed after half the bytes are written
-    ("utils.atomic_write_json('out/run.json', {'new': 1})",
-     "real = os.fdopen\n"
-     "class Half:\n"
-     "    def __init__(self, fh): self.fh = fh\n"
-     "    def __enter__(self): return self\n"
-     "    def __exit__(self, *a): pass\n"
-     "    def fileno(self): return self.fh.fileno()\n"
-     "    def write(self, data): self.fh.write(data[:len(data) // 2]); self.fh.flush(); die()\n"
-     "os.fdopen = lambda fd, mode: Half(real(fd, mode))"),
-    # killed with the temporary file complete, before the rename
-    ("utils.atomic_write_json('out/run.json', {'new': 1})", "os.replace = die"),
-    # a saver (Keras, matplotlib) killed after writing part of its file
-    ("utils.atomic_save('out/run.json', lambda tmp: (open(tmp, 'w').write('{\"ne'), die()))", ""),
-    ("utils.atomic_save('out/run.json', lambda tmp: open(tmp, 'w').write('{\"new\": 1}'))", "os.replace = die"),
-], ids=["json-killed-mid-write", "json-killed-before-rename", "saver-killed-mid-save", "saver-killed-before-rename"])
+@pytest.mark.parametrize(
+    "writer, patch",
+    [
+        # killed after half the bytes are written
+        (
+            "utils.atomic_write_json('out/run.json', {'new': 1})",
+            "real = os.fdopen\n"
+            "class Half:\n"
+            "    def __init__(self, fh): self.fh = fh\n"
+            "    def __enter__(self): return self\n"
+            "    def __exit__(self, *a): pass\n"
+            "    def fileno(self): return self.fh.fileno()\n"
+            "    def write(self, data): self.fh.write(data[:len(data) // 2]); self.fh.flush(); die()\n"
+            "os.fdopen = lambda fd, mode: Half(real(fd, mode))",
+        ),
+        # killed with the temporary file complete, before the rename
+        ("utils.atomic_write_json('out/run.json', {'new': 1})", "os.replace = die"),
+        # a saver (Keras, matplotlib) killed after writing part of its file
+        ("utils.atomic_save('out/run.json', lambda tmp: (open(tmp, 'w').write('{\"ne'), die()))", ""),
+        ("utils.atomic_save('out/run.json', lambda tmp: open(tmp, 'w').write('{\"new\": 1}'))", "os.replace = die"),
+    ],
+    ids=["json-killed-mid-write", "json-killed-before-rename", "saver-killed-mid-save", "saver-killed-before-rename"],
+)
 def test_a_writer_killed_mid_write_leaves_the_old_file_and_no_stray_output(tmp_path, writer, patch):
     out = tmp_path / "out"
     out.mkdir()
@@ -101,8 +109,10 @@ def write_dataset(root, name="Tiny", n_train=20, n_test=10, length=50):
 
 def holder(folder, names, env=None):
     """A live process (on this host) that claims `names` in `folder` and holds them until killed."""
-    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); import claims; "
-            f"claims.claim({str(folder)!r}, {list(names)!r}); print('claimed', flush=True); time.sleep(600)")
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); import claims; "
+        f"claims.claim({str(folder)!r}, {list(names)!r}); print('claimed', flush=True); time.sleep(600)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline().strip() == "claimed"
     return proc
@@ -116,8 +126,9 @@ def dead_pid():
 
 def leave_stale_lock(folder, name, runs):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.lock").write_text(json.dumps({"host": claims.HOST, "pid": dead_pid(), "started": None,
-                                                      "runs": runs}))
+    (folder / f"{name}.lock").write_text(
+        json.dumps({"host": claims.HOST, "pid": dead_pid(), "started": None, "runs": runs})
+    )
 
 
 def test_a_stack_is_claimed_whole_and_released_when_done(tmp_path):
@@ -217,13 +228,15 @@ def test_a_stack_whose_worker_was_killed_is_left_for_the_next_run_not_recorded_a
 # v2s_main.py killed at any moment
 
 # v2s_main.py with the small stand-in AM of helpers.py (the rest of the program unchanged)
-TINY_AM_MAIN = "\n".join([
-    "import sys",
-    f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]",
-    "import helpers, speech_models, utils, v2s_main",
-    "speech_models.load_am = lambda net, am_weights=None: (helpers.make_tiny_am(), dict(helpers.TINY_AM_INFO))",
-    "utils.run_cli(lambda: v2s_main.main(sys.argv[1:]))",
-])
+TINY_AM_MAIN = "\n".join(
+    [
+        "import sys",
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]",
+        "import helpers, speech_models, utils, v2s_main",
+        "speech_models.load_am = lambda net, am_weights=None: (helpers.make_tiny_am(), dict(helpers.TINY_AM_INFO))",
+        "utils.run_cli(lambda: v2s_main.main(sys.argv[1:]))",
+    ]
+)
 PNG_END = b"IEND\xaeB`\x82"
 
 
@@ -250,8 +263,14 @@ def assert_only_complete_outputs(folder):
 
 def start(command, env, stdout=subprocess.PIPE, **kwargs):
     """Start `command`; its output (stdout and stderr) unbuffered into `stdout`."""
-    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "V2S_OFFLINE": "1", **env}, **kwargs)
+    return subprocess.Popen(
+        command,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "V2S_OFFLINE": "1", **env},
+        **kwargs,
+    )
 
 
 def wait_for_line(proc, prefix, timeout=300):
@@ -270,8 +289,23 @@ def v2s_main_killed(tmp_path, kills, eps=8):
     after that epoch began) of `kills`, checking the outputs after each kill; then run the same command to
     the end. Returns the output folder and the final run's record."""
     out = tmp_path / "out"
-    command = [sys.executable, "-c", TINY_AM_MAIN, "--dataset", "Tiny", "--data-dir", str(write_dataset(tmp_path)),
-               "--eps", str(eps), "--per", "1", "--results-dir", str(out / "results"), "--weight-dir", str(out / "weight")]
+    command = [
+        sys.executable,
+        "-c",
+        TINY_AM_MAIN,
+        "--dataset",
+        "Tiny",
+        "--data-dir",
+        str(write_dataset(tmp_path)),
+        "--eps",
+        str(eps),
+        "--per",
+        "1",
+        "--results-dir",
+        str(out / "results"),
+        "--weight-dir",
+        str(out / "weight"),
+    ]
     for epoch, delay in kills:
         proc = start(command, {})
         wait_for_line(proc, f"Epoch {epoch}/{eps}")
@@ -317,8 +351,12 @@ def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     data = write_dataset(root / "data", "Coffee")
     (root / "no_speech").mkdir()  # no Table-3 SWD: it needs the speech clips and is not what is tested here
-    env = {"V2S_AM_DIR": str(AM_FILE.parent), "V2S_SPEECH_DIR": str(root / "no_speech"), "V2S_THREADS": "1",
-           "TF_NUM_INTRAOP_THREADS": "1"}
+    env = {
+        "V2S_AM_DIR": str(AM_FILE.parent),
+        "V2S_SPEECH_DIR": str(root / "no_speech"),
+        "V2S_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+    }
 
     def command(out, *extra):
         return [sys.executable, str(ROOT / "reproduce.py"), *SWEEP, "--data-dir", str(data), "--out", str(out), *extra]
@@ -329,8 +367,9 @@ def sweep(tmp_path_factory):
 
 
 def run_to_end(command, env) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "V2S_OFFLINE": "1", **env})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, env={**os.environ, "V2S_OFFLINE": "1", **env}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -379,8 +418,13 @@ def started_sweep(sweep, out, log, *extra):
 def test_a_sweep_killed_mid_way_then_run_again_records_every_run_once_with_the_same_numbers(sweep, tmp_path):
     out = tmp_path / "sweep"
     proc = started_sweep(sweep, out, tmp_path / "killed.log")
-    wait_until(lambda: (out / "runs").is_dir() and any(not p.name.startswith(".") and p.suffix == ".json"
-                                                       for p in (out / "runs").iterdir()), proc)
+    wait_until(
+        lambda: (
+            (out / "runs").is_dir()
+            and any(not p.name.startswith(".") and p.suffix == ".json" for p in (out / "runs").iterdir())
+        ),
+        proc,
+    )
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and anything it started
     proc.wait()
     assert_sweep_files_complete(out)

@@ -52,7 +52,7 @@ def test_protocols_pick_on_validation_or_on_test():
     specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
     by_setting = {(s.dr, s.seg): s for s in specs}
     records = [
-        fake_record(by_setting[(0, 1)], val_ce=0.2, test_acc=0.60),   # best on validation
+        fake_record(by_setting[(0, 1)], val_ce=0.2, test_acc=0.60),  # best on validation
         fake_record(by_setting[(0, 10)], val_ce=0.5, test_acc=0.90),  # best on test
         fake_record(by_setting[(4, 1)], val_ce=0.4, test_acc=0.70),
     ]
@@ -71,8 +71,10 @@ def test_runs_of_one_dataset_net_and_seed_are_stacked_and_tfa_runs_alone():
 
 
 def test_parallel_workers_start_the_costliest_stacks_first_and_one_worker_keeps_plan_order():
-    rows = [{"ucr_name": "Small", "length": 100, "n_classes": 2, "n_train": 50},
-            {"ucr_name": "Big", "length": 100, "n_classes": 2, "n_train": 3000}]
+    rows = [
+        {"ucr_name": "Small", "length": 100, "n_classes": 2, "n_train": 50},
+        {"ucr_name": "Big", "length": 100, "n_classes": 2, "n_train": 3000},
+    ]
     stacks = reproduce.group_runs(reproduce.plan_runs(rows, ["0"], "small", seeds=2, eps=1, data_dir=None), 4)
     assert reproduce.schedule(stacks, parallel=False) == stacks
     assert [s[0].dataset for s in reproduce.schedule(stacks, parallel=True)] == ["Big", "Big", "Small", "Small"]
@@ -91,8 +93,10 @@ def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
     assert len(specs) == 4 * 2 and {s.fold for s in specs} == {0, 1}
     by = {(s.dr, s.seg, s.fold): s for s in specs}
     records = [  # setting (0, 1): best single fold on validation but worse mean; (4, 10): best mean
-        fake_record(by[(0, 1, 0)], val_ce=0.1, test_acc=0.60), fake_record(by[(0, 1, 1)], val_ce=0.9, test_acc=0.62),
-        fake_record(by[(4, 10, 0)], val_ce=0.3, test_acc=0.80), fake_record(by[(4, 10, 1)], val_ce=0.3, test_acc=0.70),
+        fake_record(by[(0, 1, 0)], val_ce=0.1, test_acc=0.60),
+        fake_record(by[(0, 1, 1)], val_ce=0.9, test_acc=0.62),
+        fake_record(by[(4, 10, 0)], val_ce=0.3, test_acc=0.80),
+        fake_record(by[(4, 10, 1)], val_ce=0.3, test_acc=0.70),
     ]
     scores = reproduce.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [pytest.approx(0.75)] and scores["settings"] == [{"dr": 4, "seg": 10}]
@@ -101,11 +105,13 @@ def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
 
 def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
     rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0} for n in ("A", "B")]
-    scores = {("A", "0"): {"honest": [0.8], "setting-on-test": [0.9], "runs": 4, "seconds": 4.0},
-              ("B", "0"): {"honest": [0.6], "setting-on-test": [0.7], "runs": 4, "seconds": 4.0},
-              ("A", "tfa"): {"honest": [0.5], "original": [0.55], "runs": 1, "seconds": 2.0},
-              ("A", "tfa-adam1e-3"): {"honest": [0.7], "runs": 1, "seconds": 1.0},
-              ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0}}
+    scores = {
+        ("A", "0"): {"honest": [0.8], "setting-on-test": [0.9], "runs": 4, "seconds": 4.0},
+        ("B", "0"): {"honest": [0.6], "setting-on-test": [0.7], "runs": 4, "seconds": 4.0},
+        ("A", "tfa"): {"honest": [0.5], "original": [0.55], "runs": 1, "seconds": 2.0},
+        ("A", "tfa-adam1e-3"): {"honest": [0.7], "runs": 1, "seconds": 1.0},
+        ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0},
+    }
     lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
     assert lines[0]["ours TFa (honest)"] == pytest.approx(50.0) and "ours TFa (honest)" not in lines[1]
     assert lines[0]["ours TFa (original)"] == pytest.approx(55.0)
@@ -118,8 +124,9 @@ def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
 
 
 def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
-    specs = reproduce.plan_runs(ROWS + [{"ucr_name": "Toy2", "length": 100, "n_classes": 2}], ["0"], "small",
-                                seeds=1, eps=1, data_dir=None)
+    specs = reproduce.plan_runs(
+        ROWS + [{"ucr_name": "Toy2", "length": 100, "n_classes": 2}], ["0"], "small", seeds=1, eps=1, data_dir=None
+    )
     records = []
     for spec in specs:  # the honest choice is (dr 4, seg 10): lowest val_ce; its SWD is 1 (Toy) or 3 (Toy2)
         record = fake_record(spec, val_ce=1.0 / (1 + spec.seg + spec.dr), test_acc=0.5)
@@ -174,15 +181,29 @@ def test_absent_datasets_are_listed_as_skipped_with_the_reason():
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(utils.V2SError, match="not in the paper's Table 2 and not a UCR dataset in the data folder: NoSuch"):
+    with pytest.raises(
+        utils.V2SError, match="not in the paper's Table 2 and not a UCR dataset in the data folder: NoSuch"
+    ):
         reproduce.select_datasets("ECG200,NoSuch", str(tmp_path))
 
 
 @pytest.mark.slow
 @needs(AM_FILE)
 def test_end_to_end_sweep_on_coffee(tmp_path):
-    command = [sys.executable, str(ROOT / "reproduce.py"), "--datasets", "Coffee", "--eps", "1", "--seeds", "1",
-               "--out", str(tmp_path), "--data-dir", str(tmp_path / "empty")]
+    command = [
+        sys.executable,
+        str(ROOT / "reproduce.py"),
+        "--datasets",
+        "Coffee",
+        "--eps",
+        "1",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--data-dir",
+        str(tmp_path / "empty"),
+    ]
     env = {**os.environ, "V2S_AM_DIR": str(AM_FILE.parent), "V2S_OFFLINE": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
@@ -191,9 +212,11 @@ def test_end_to_end_sweep_on_coffee(tmp_path):
 
 
 def test_the_paper_tfa_is_flagged_where_it_equals_one_test_class_share():
-    rows = [{"ucr_name": "A", "TFa": 53.57, "test_shares": [53.57, 46.43]},
-            {"ucr_name": "B", "TFa": 81.0, "test_shares": [36.0, 64.0]},
-            {"ucr_name": "C", "TFa": 100.0, "test_shares": [49.5, 50.5]}]
+    rows = [
+        {"ucr_name": "A", "TFa": 53.57, "test_shares": [53.57, 46.43]},
+        {"ucr_name": "B", "TFa": 81.0, "test_shares": [36.0, 64.0]},
+        {"ucr_name": "C", "TFa": 100.0, "test_shares": [49.5, 50.5]},
+    ]
     notes = reproduce.constant_predictor_notes(rows)
     assert "single class on 1 of the 3 datasets here (A)" in notes[1]
     assert "TFa = 100 on C" in notes[2] and "C 49.5 / 50.5 %" in notes[2]
@@ -229,10 +252,18 @@ def test_a_stack_whose_worker_raises_is_recorded_as_failed_runs(tmp_path):
 
 def test_the_lead_protocol_comes_first():
     line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (setting-on-test)": 2.0, "ours V2Sa (original)": 2.5, "SOTA": 3.0}
-    assert reproduce.value_columns([line], "original") == ["SOTA", "ours V2Sa (original)", "ours V2Sa (honest)",
-                                                           "ours V2Sa (setting-on-test)"]
-    assert reproduce.value_columns([line], "honest") == ["SOTA", "ours V2Sa (honest)", "ours V2Sa (setting-on-test)",
-                                                         "ours V2Sa (original)"]
+    assert reproduce.value_columns([line], "original") == [
+        "SOTA",
+        "ours V2Sa (original)",
+        "ours V2Sa (honest)",
+        "ours V2Sa (setting-on-test)",
+    ]
+    assert reproduce.value_columns([line], "honest") == [
+        "SOTA",
+        "ours V2Sa (honest)",
+        "ours V2Sa (setting-on-test)",
+        "ours V2Sa (original)",
+    ]
 
 
 def test_a_dataset_is_tabled_once_one_net_has_results():
@@ -253,13 +284,22 @@ def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
 
 
 def test_table_notes_name_our_results_that_a_constant_predictor_matches():
-    rows = [{"ucr_name": "A", "test_shares": [74.8, 25.2]}, {"ucr_name": "B", "test_shares": [50.0, 50.0]},
-            {"ucr_name": "C"}]
-    lines = [{"dataset": "A", "ours V2Sa (honest)": 75.1}, {"dataset": "B", "ours V2Sa (honest)": 90.0},
-             {"dataset": "C", "ours V2Sa (honest)": 50.0}]
+    rows = [
+        {"ucr_name": "A", "test_shares": [74.8, 25.2]},
+        {"ucr_name": "B", "test_shares": [50.0, 50.0]},
+        {"ucr_name": "C"},
+    ]
+    lines = [
+        {"dataset": "A", "ours V2Sa (honest)": 75.1},
+        {"dataset": "B", "ours V2Sa (honest)": 90.0},
+        {"dataset": "C", "ours V2Sa (honest)": 50.0},
+    ]
     notes = reproduce.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa (honest)"))
-    assert notes == ["", "ours V2Sa (honest) is at most 1 point above the TEST majority share (what predicting the "
-                         "largest class scores) on 1 dataset: A 75.1 (74.8)."]
+    assert notes == [
+        "",
+        "ours V2Sa (honest) is at most 1 point above the TEST majority share (what predicting the "
+        "largest class scores) on 1 dataset: A 75.1 (74.8).",
+    ]
     assert reproduce.majority_notes(rows, lines[1:], ("ours V2Sa (honest)",)) == []
 
 
@@ -271,7 +311,7 @@ def test_the_three_protocols_on_a_hand_made_case():
     records = [
         fake_record(specs[(0, 1)], val_ce=0.2, test_acc=0.60, test_curve=[0.50, 0.60, 0.60]),  # best on validation
         fake_record(specs[(0, 10)], val_ce=0.5, test_acc=0.70, test_curve=[0.70, 0.65, 0.70]),  # best reported test
-        fake_record(specs[(4, 1)], val_ce=0.4, test_acc=0.55, test_curve=[0.55, 0.95, 0.50]),   # best test epoch
+        fake_record(specs[(4, 1)], val_ce=0.4, test_acc=0.55, test_curve=[0.55, 0.95, 0.50]),  # best test epoch
     ]
     scores = reproduce.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [0.60]
@@ -328,14 +368,20 @@ def test_tfa_runs_at_two_optimisers_have_their_own_names_configs_and_columns(tmp
 
 
 def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_revision():
-    rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": v, "V2Su": 90.0, "TFa": 50.0}
-            for n, v in (("FordB", 100.0), ("ECG200", 87.0), ("Coffee", 100.0))]
-    scores = {(n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "runs": 1, "seconds": 1.0}
-              for n, a in (("FordB", 0.7), ("ECG200", 0.855), ("Coffee", 0.99))}
+    rows = [
+        {"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": v, "V2Su": 90.0, "TFa": 50.0}
+        for n, v in (("FordB", 100.0), ("ECG200", 87.0), ("Coffee", 100.0))
+    ]
+    scores = {
+        (n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "runs": 1, "seconds": 1.0}
+        for n, a in (("FordB", 0.7), ("ECG200", 0.855), ("Coffee", 0.99))
+    }
     lines, _ = reproduce.build_table(rows, scores, ["0"], "honest")
-    assert [l["flag"] for l in lines] == ["artefact", "revised V2Sa 85.5", ""]
-    gaps = {(g["rows"], g["column"]): g for g in reproduce.paper_gaps(lines, "all")
-            + reproduce.paper_gaps(reproduce.unflagged(lines), "unflagged")}
+    assert [line["flag"] for line in lines] == ["artefact", "revised V2Sa 85.5", ""]
+    gaps = {
+        (g["rows"], g["column"]): g
+        for g in reproduce.paper_gaps(lines, "all") + reproduce.paper_gaps(reproduce.unflagged(lines), "unflagged")
+    }
     everything, kept = gaps[("all", "ours V2Sa (original)")], gaps[("unflagged", "ours V2Sa (original)")]
     assert everything["datasets"] == 3 and everything["mean gap"] == pytest.approx((70 + 85.5 + 99) / 3 - 287 / 3)
     assert kept["datasets"] == 2 and kept["paper mean"] == pytest.approx((85.5 + 100) / 2)
@@ -346,7 +392,9 @@ def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
     write_toy(tmp_path, name="MyToy")
     rows, skipped = reproduce.select_datasets("MyToy", str(tmp_path))
     assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24
-    scores = {("MyToy", "0"): {"honest": [0.8], "setting-on-test": [0.9], "original": [0.95], "runs": 4, "seconds": 1.0}}
+    scores = {
+        ("MyToy", "0"): {"honest": [0.8], "setting-on-test": [0.9], "original": [0.95], "runs": 4, "seconds": 1.0}
+    }
     lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
     assert "paper V2Sa" not in lines[0] and summary["ours V2Sa (original)"]["wins"] == 0
     text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()

@@ -90,7 +90,8 @@ def test_build_body_has_the_full_models_weighted_layers():
     for net in ("v2sa", "v2su"):
         full, body = sm.build_am(net), sm.build_body(net)
         assert sorted(layer.name for layer in full.layers if layer.weights) == sorted(
-            layer.name for layer in body.layers if layer.weights)
+            layer.name for layer in body.layers if layer.weights
+        )
         assert body.count_params() == full.count_params()
     with pytest.raises(V2SError, match="raw waveform"):
         sm.build_body("cnn1d")
@@ -114,8 +115,8 @@ def test_keras3_save_and_reload_without_lambda(blank_v2sa, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "net, expected", [(0, "v2sa"), ("0", "v2sa"), ("V2SA", "v2sa"), (3, "v2su"), ("v2su", "v2su"), (5, "cnn1d"),
-                      ("CNN1D", "cnn1d")]  # fmt: skip
+    "net, expected",
+    [(0, "v2sa"), ("0", "v2sa"), ("V2SA", "v2sa"), (3, "v2su"), ("v2su", "v2su"), (5, "cnn1d"), ("CNN1D", "cnn1d")],
 )
 def test_resolve_net(net, expected):
     assert sm.resolve_net(net) == expected

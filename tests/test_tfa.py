@@ -64,8 +64,9 @@ def test_record_says_tfa_and_carries_validation_and_test_metrics(toy):
     assert saved["weights"].endswith("Toy_net0_modtfa_eps2_seed5.keras")
 
 
-@pytest.mark.parametrize("flags, named", [(dict(seg=3), "--seg 3"), (dict(mask=True), "--mask"),
-                                          (dict(swd=True), "--swd")])
+@pytest.mark.parametrize(
+    "flags, named", [(dict(seg=3), "--seg 3"), (dict(mask=True), "--mask"), (dict(swd=True), "--swd")]
+)
 def test_flags_that_need_a_program_are_refused_before_anything_is_written(toy, flags, named):
     with pytest.raises(V2SError, match=f"{named} cannot be used with --mod tfa"):
         run_tfa(toy, **flags)
@@ -73,8 +74,9 @@ def test_flags_that_need_a_program_are_refused_before_anything_is_written(toy, f
 
 
 def test_seg_with_tfa_is_a_one_line_cli_error_with_status_2(toy):
-    result = v2s_main("--dataset", "Toy", "--data-dir", str(toy / "data"), "--mod", "tfa", "--seg", "3",
-                      tmp_path=toy / "cli")
+    result = v2s_main(
+        "--dataset", "Toy", "--data-dir", str(toy / "data"), "--mod", "tfa", "--seg", "3", tmp_path=toy / "cli"
+    )
     assert result.returncode == 2
     assert_one_line_error(result, "--seg 3", "--mod tfa")
 
@@ -95,8 +97,9 @@ def test_saved_model_loads_back_as_trained_and_tsne_reads_its_fine_tuned_am(toy)
     assert ce == pytest.approx(record["metrics"]["test"]["ce"], rel=1e-5)
     assert np.mean(probs.argmax(axis=1) == data.y_test) == pytest.approx(record["metrics"]["test"]["accuracy"])
     waves = ts_model.tile_segments(data.x_train, 1, DEFAULT_OFFSET)
-    np.testing.assert_allclose(tsne_v2s.tfa_logits(record["weights"], waves), probes.am_logits(am, waves),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tsne_v2s.tfa_logits(record["weights"], waves), probes.am_logits(am, waves), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_v2s_tools_point_a_tfa_run_to_tsne(toy):

@@ -40,8 +40,9 @@ def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     flipped = run(config(tmp_path / "b", eps=4))
     test_keys = {"test_accuracy", "test_ce"}
     assert test_keys <= set(honest["history"]) and len(honest["history"]["test_accuracy"]) == 4
-    assert {k: v for k, v in honest["history"].items() if k not in test_keys} == \
-        {k: v for k, v in flipped["history"].items() if k not in test_keys}
+    assert {k: v for k, v in honest["history"].items() if k not in test_keys} == {
+        k: v for k, v in flipped["history"].items() if k not in test_keys
+    }
     assert honest["history"]["test_accuracy"] == pytest.approx([1 - a for a in flipped["history"]["test_accuracy"]])
     assert honest["history"]["test_ce"] != flipped["history"]["test_ce"]
     assert honest["selection"] == flipped["selection"]
@@ -62,7 +63,7 @@ def test_reported_loss_is_cross_entropy_plus_the_l2_penalty_on_theta(toy):
     """loss = ce + l2 * sum(theta**2) at the saved (chosen) program, on every split; with l2 = 0, loss = ce."""
     record = run(config(toy, eps=2, l2=0.04))
     theta = theta_of(record["weights"]).astype(np.float64)
-    penalty = 0.04 * np.sum(theta ** 2)
+    penalty = 0.04 * np.sum(theta**2)
     assert penalty > 1.0  # large enough that a missing or doubled term would show
     for split in ("train", "validation", "test"):
         scores = record["metrics"][split]
@@ -87,8 +88,20 @@ def test_selecting_on_test_is_explicit_and_labelled(toy):
 def test_record_has_what_a_researcher_needs(toy):
     record = run(config(toy, plot=True, per=2))
     saved = json.loads(open(record["results"]).read())
-    for key in ("config", "dataset", "label_mapping", "am", "history", "selection", "metrics",
-                "wall_time_s", "versions", "weights", "n_fit", "n_validation"):
+    for key in (
+        "config",
+        "dataset",
+        "label_mapping",
+        "am",
+        "history",
+        "selection",
+        "metrics",
+        "wall_time_s",
+        "versions",
+        "weights",
+        "n_fit",
+        "n_validation",
+    ):
         assert key in saved, key
     assert saved["config"]["mapping"] == 3 and saved["config"]["dropout"] == 0.4
     assert saved["label_mapping"]["groups"] == [[0, 1, 2], [3, 4, 5]]
@@ -113,12 +126,21 @@ def test_random_map_is_recorded(toy):
     assert len(set(flat)) == 6 and record["label_mapping"]["type"] == "random"
 
 
-@pytest.mark.parametrize("field, value, named", [
-    ("mapping", 0, "--mapping 0: must be at least 1"), ("dr", 12, r"--dr 12: must be in \[0, 10\)"),
-    ("dr", -1, "--dr -1"), ("lr", -1.0, "--lr -1: must be greater than 0"), ("lr_decay", -0.1, "--lr-decay"),
-    ("l2", -1.0, "--l2"), ("val_split", -0.2, r"--val-split -0.2: must be in \[0, 1\)"), ("eps", 0, "--eps 0"),
-    ("run_name", "../../x", "--run-name ../../x: must be a file name"), ("folds", 1, "folds 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("mapping", 0, "--mapping 0: must be at least 1"),
+        ("dr", 12, r"--dr 12: must be in \[0, 10\)"),
+        ("dr", -1, "--dr -1"),
+        ("lr", -1.0, "--lr -1: must be greater than 0"),
+        ("lr_decay", -0.1, "--lr-decay"),
+        ("l2", -1.0, "--l2"),
+        ("val_split", -0.2, r"--val-split -0.2: must be in \[0, 1\)"),
+        ("eps", 0, "--eps 0"),
+        ("run_name", "../../x", "--run-name ../../x: must be a file name"),
+        ("folds", 1, "folds 1"),
+    ],
+)
 def test_a_config_out_of_range_is_refused_when_made_with_the_cli_message(tmp_path, field, value, named):
     with pytest.raises(V2SError, match=named):
         config(tmp_path, **{field: value})
@@ -148,6 +170,7 @@ def _files(folder):
 
 def test_a_run_that_fails_during_fit_writes_nothing(toy, monkeypatch):
     """Nothing is written before training ends: a crash in epoch 2 leaves no record, weights or figure."""
+
     def crash_in_epoch_2(self, epoch, logs=None):
         if epoch == 1:
             raise RuntimeError("crash in epoch 2")
