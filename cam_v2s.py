@@ -12,7 +12,8 @@ class (the V2S output, i.e. through the label map) or, with --audio, the AM's to
 The last line printed is `figure=<path>`.
 
 The probes it is built on (the AM inside a V2S model, its layers, the reprogrammed waveform) are in
-probes.py; saved runs are rebuilt by runs.load_run.
+probes.py; the flags that name a saved run and its rebuilding are in runs.py (`add_run_flags`,
+`load_run_from_flags`).
 """
 
 from __future__ import annotations
@@ -232,15 +233,7 @@ def cam_layers(layer: str) -> list[str]:
 
 
 def run_for_series(args) -> Path:
-    model, record, data = runs.load_run(
-        args.weight,
-        args.weight_dir,
-        args.results_dir,
-        args.data_dir,
-        dataset=args.dataset,
-        mapping=args.mapping,
-        net=args.net,
-    )
+    model, record, data = runs.load_run_from_flags(args)
     n_test = len(data.y_test)
     if not -n_test <= args.index < n_test:
         raise V2SError(f"--index {args.index} out of range: {data.name} has {n_test} test series (0..{n_test - 1})")
@@ -258,7 +251,7 @@ def run_for_series(args) -> Path:
         f"through the label map (sources {record['label_mapping']['groups_named'][predicted][:4]}...)"
     )
     title = f"{record['run']}  (seg {seg}, AM {record['config']['net']})"
-    out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_cam.png"
+    out = runs.output_path(args.out, args.results_dir, f"{record['run']}_cam.png")
     plot_cam(CamInputs(title, series, waveform, mel, attention, cams, class_text, METHOD_NAMES[args.method]), out)
     print(class_text)
     return out
@@ -279,11 +272,7 @@ def run_for_audio(args) -> Path:
         f"clip {path.name} (folder word '{word}'): AM predicts '{speech_models.SOURCE_CLASSES[top]}' "
         f"(p={scores[top]:.3f}); Grad-CAM of that source class"
     )
-    out = (
-        Path(args.out)
-        if args.out
-        else (Path(args.results_dir or runs.RESULTS_DIR) / f"{info.name}_{word}_{path.stem}_cam.png")
-    )
+    out = runs.output_path(args.out, args.results_dir, f"{info.name}_{word}_{path.stem}_cam.png")
     plot_cam(
         CamInputs(
             f"bare AM {info.name} on a speech clip",
@@ -307,25 +296,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Give either --weight (a saved V2S run) or --audio (a speech clip).",
     )
-    parser.add_argument(
-        "--weight",
-        default=None,
-        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name; its "
-        "results/<run>.json must exist (it holds the settings to rebuild the model)",
-    )
-    parser.add_argument(
-        "--dataset", default=None, help="optional check: the run's dataset (index or name); a different one is an error"
-    )
-    parser.add_argument(
-        "--mapping",
-        type=int,
-        default=None,
-        help="optional check: the run's source labels per target label; a different one is an error",
-    )
-    parser.add_argument(
-        "--net",
-        default=None,
-        help="with --weight: optional check of the run's AM (0/v2sa, 3/v2su); with --audio: the AM to "
+    runs.add_run_flags(
+        parser,
+        weight_required=False,
+        net_help="with --weight: optional check of the run's AM (0/v2sa, 3/v2su); with --audio: the AM to "
         "explain (default 0, the original V2Sa)",
     )
     parser.add_argument(
@@ -342,18 +316,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--index", type=int, default=0, help="which TEST series of the dataset to explain (0-based)")
     parser.add_argument(
-        "--data-dir", default=None, help="where to read the dataset (default: the data directory recorded in the run)"
-    )
-    parser.add_argument(
         "--audio",
         default=None,
         help="a WAV clip (e.g. ../shared/speech/gsc/yes/<clip>.wav): explain the bare AM on it instead",
     )
     parser.add_argument("--am-weights", default=None, help="with --audio: the AM's weights (default as v2s_main.py)")
-    parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
-    parser.add_argument(
-        "--results-dir", default=None, help="where run records are read and the figure written (default results/)"
-    )
     parser.add_argument(
         "--out",
         default=None,
@@ -364,12 +331,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise V2SError("give exactly one of --weight (a saved V2S run) or --audio (a speech clip)")
     if args.audio and (args.dataset is not None or args.mapping is not None or args.data_dir is not None):
         raise V2SError("--dataset, --mapping and --data-dir describe a V2S run: use them with --weight, not --audio")
-    if args.mapping is not None:
-        validation.at_least("--mapping", args.mapping, 1, whole=True)
-    if args.out:
-        validation.output_file("--out", args.out)
-    elif args.results_dir:
-        validation.creatable_dir("--results-dir", args.results_dir)
+    runs.check_run_flags(args)
     return args
 
 

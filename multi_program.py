@@ -47,18 +47,6 @@ def resolve(setting: ProgramSetting | dict, n_classes: int) -> ProgramSetting:
     return setting.replace(groups=ts_model.many_to_one(n_classes, None, "first", setting.seed)[1])
 
 
-def _setting_defaults(setting: dict, n_classes: int, l2: float) -> dict:
-    """Deprecated: the dict form that came before `ProgramSetting`, with its own defaults (offset 0, `l2`
-    given, `mapping`/`map_type` for the label map). Kept only because tests/test_fast_path.py still calls
-    it; new code builds a `ProgramSetting` (offset default `settings.DEFAULT_OFFSET`)."""
-    values = {"offset": 0, "l2": l2, **setting}
-    mapping, map_type = values.pop("mapping", None), values.pop("map_type", "first")
-    program = ProgramSetting.from_dict(values)
-    if program.groups is None:
-        program = program.replace(groups=ts_model.many_to_one(n_classes, mapping, map_type, program.seed)[1])
-    return program.as_dict()
-
-
 class ProgramStack:
     """P programs over one frozen mel AM: the variable, the per-program losses and one training step.
 

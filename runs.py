@@ -1,10 +1,11 @@
-"""Run records: their schema, their names, and rebuilding a saved run.
+"""Run records: their schema, their names, rebuilding a saved run, and the command-line flags that name one.
 
 A run record is the JSON file every V2S run writes (`training.run`, and `reproduce.py`'s program stacks
 through `run_record`): the real interface between training, the tables and the interpretation tools.
 Its fields are `RunRecord` below, explained one by one in docs/records.md.
 
     model, record, data = load_run("Coffee_net0_mod1_map18first_seg3_dr4_eps20_seed0")
+    model, record, data = load_run_from_flags(args)     # a script's --weight etc. (`add_run_flags`)
 
 Keras and the AMs are imported when a model is rebuilt, so a script can import this module before
 `utils.setup_tensorflow()`.
@@ -21,6 +22,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 
 import utils
+import validation
 from settings import DEFAULT_OFFSET
 from utils import PROJECT_DIR, V2SError
 
@@ -323,3 +325,82 @@ def class_matrix(record: dict) -> np.ndarray:
     import ts_model
 
     return ts_model.mapping_matrix(record["label_mapping"]["groups"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The command-line flags that name one saved run (cam_v2s.py, tsne_v2s.py)
+
+NET_CHECK_HELP = "optional check: the run's AM (0/v2sa, 3/v2su); a different one is an error"
+
+
+def add_run_flags(parser, *, weight_required: bool, net_help: str = NET_CHECK_HELP) -> None:
+    """Add the flags `load_run_from_flags` reads to an argparse `parser`: --weight (the run), --dataset,
+    --mapping and --net (optional checks of it), --data-dir, --weight-dir and --results-dir (where its files are).
+
+    Args:
+        weight_required: --weight must be given (False for a script that has another input instead).
+        net_help: the help of --net, for a script that also uses it beyond the check.
+    """
+    parser.add_argument(
+        "--weight",
+        required=weight_required,
+        default=None,
+        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name; its "
+        "results/<run>.json must exist (it holds the settings to rebuild the model)",
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="optional check: the run's dataset (index or name); a different one is an error"
+    )
+    parser.add_argument(
+        "--mapping",
+        type=int,
+        default=None,
+        help="optional check: the run's source labels per target label; a different one is an error",
+    )
+    parser.add_argument("--net", default=None, help=net_help)
+    parser.add_argument(
+        "--data-dir", default=None, help="where to read the dataset (default: the data directory recorded in the run)"
+    )
+    parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
+    parser.add_argument(
+        "--results-dir", default=None, help="where run records are read and the figure written (default results/)"
+    )
+
+
+def check_run_flags(args) -> None:
+    """Check the flags of `add_run_flags` and the script's --out (its output file) before anything heavy
+    runs: --mapping at least 1; --out a file that can be written, else --results-dir a folder that can be
+    made (nothing is created).
+
+    Raises:
+        V2SError: one line naming the flag.
+    """
+    if args.mapping is not None:
+        validation.at_least("--mapping", args.mapping, 1, whole=True)
+    if args.out:
+        validation.output_file("--out", args.out)
+    elif args.results_dir:
+        validation.creatable_dir("--results-dir", args.results_dir)
+
+
+def load_run_from_flags(args):
+    """`load_run` of the saved run the flags of `add_run_flags` name: --weight looked up in --weight-dir and
+    --results-dir, its dataset read from --data-dir, checked against --dataset, --mapping and --net.
+
+    Returns:
+        (model, record, dataset).
+    """
+    return load_run(
+        args.weight,
+        args.weight_dir,
+        args.results_dir,
+        args.data_dir,
+        dataset=args.dataset,
+        mapping=args.mapping,
+        net=args.net,
+    )
+
+
+def output_path(out: str | None, results_dir: str | None, name: str) -> Path:
+    """A script's output file: `out` if given, else file `name` in `results_dir` (default results/)."""
+    return Path(out) if out else Path(results_dir or RESULTS_DIR) / name

@@ -124,12 +124,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = validation.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument(
-        "--weight",
-        required=True,
-        help="a saved V2S run: a .weights.h5 path, a file name in weight/, or a run name "
-        "(its results/<run>.json must exist)",
-    )
+    runs.add_run_flags(parser, weight_required=True)
     parser.add_argument(
         "--tfa-weight",
         default=None,
@@ -150,12 +145,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(v2s_main.py's default 448)",
     )
     parser.add_argument(
-        "--dataset", default=None, help="optional check: the run's dataset; a different one is an error"
-    )
-    parser.add_argument("--mapping", type=int, default=None, help="optional check: the run's mapping number")
-    parser.add_argument("--net", default=None, help="optional check: the run's AM (0/v2sa, 3/v2su)")
-    parser.add_argument("--data-dir", default=None, help="where to read the dataset (default: as recorded in the run)")
-    parser.add_argument(
         "--max-series",
         type=int,
         default=probes.N_TARGET_SERIES,
@@ -163,23 +152,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped at (n-1)/3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the t-SNE and the series sample")
-    parser.add_argument("--weight-dir", default=None, help="where to look for --weight names (default weight/)")
-    parser.add_argument(
-        "--results-dir", default=None, help="where records are read and the figure written (default results/)"
-    )
     parser.add_argument("--out", default=None, help="figure path (default <results-dir>/<run>_tsne.png)")
     args = parser.parse_args(argv)
     validation.at_least("--tfa-seg", args.tfa_seg, 1, whole=True)
     validation.in_range("--tfa-offset", args.tfa_offset, 0, utils.WAVE_LEN, whole=True)
-    if args.mapping is not None:
-        validation.at_least("--mapping", args.mapping, 1, whole=True)
     validation.at_least("--max-series", args.max_series, 0, "0: all", whole=True)
     validation.greater_than("--perplexity", args.perplexity, 0)
     validation.seed("--seed", args.seed)
-    if args.out:
-        validation.output_file("--out", args.out)
-    elif args.results_dir:
-        validation.creatable_dir("--results-dir", args.results_dir)
+    runs.check_run_flags(args)
     return args
 
 
@@ -188,15 +168,7 @@ def main(argv=None) -> int:
     utils.setup_tensorflow(seed=args.seed)
     import ts_model
 
-    model, record, data = runs.load_run(
-        args.weight,
-        args.weight_dir,
-        args.results_dir,
-        args.data_dir,
-        dataset=args.dataset,
-        mapping=args.mapping,
-        net=args.net,
-    )
+    model, record, data = runs.load_run_from_flags(args)
     keep = probes.subset_indices(len(data.y_train), args.max_series, args.seed)
     x, y = data.x_train[keep], data.y_train[keep]
     tiled = runs.tile_for_run(record, x)
@@ -217,7 +189,7 @@ def main(argv=None) -> int:
     if not args.tfa_weight:
         panels.append(("(3) TFa", None, float("nan")))
     class_names = [f"{k} (label {v})" for k, v in enumerate(data.label_values)]
-    out = Path(args.out) if args.out else Path(args.results_dir or runs.RESULTS_DIR) / f"{record['run']}_tsne.png"
+    out = runs.output_path(args.out, args.results_dir, f"{record['run']}_tsne.png")
     plot_tsne(
         panels,
         y,

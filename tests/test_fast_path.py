@@ -23,6 +23,7 @@ import fast_am
 import multi_program
 import speech_models
 import ts_model
+from settings import ProgramSetting
 
 PROB_ATOL, LOSS_RTOL, GRAD_RTOL, TRAJ_RTOL = 1e-5, 1e-5, 1e-4, 2e-3
 
@@ -192,34 +193,20 @@ def test_multi_program_equals_single_runs(v2sa):
     on one batch equal those of two plain V2S models holding the same programs."""
     am = v2sa
     series, y = _series(8, 500)
-    settings = [  # full settings, as `ProgramStack` takes them
-        {
-            "seed": 0,
-            "dropout": 0.0,
-            "seg": 1,
-            "offset": 0,
-            "mask": False,
-            "l2": 0.04,
-            "groups": ts_model.label_mapping(2, 18),
-        },
-        {
-            "seed": 1,
-            "dropout": 0.0,
-            "seg": 3,
-            "offset": 0,
-            "mask": True,
-            "l2": 0.05,
-            "groups": ts_model.label_mapping(2, 10, "random", 1),
-        },
+    settings = [  # each with its label map, as `ProgramStack` takes them
+        multi_program.resolve(ProgramSetting(seed=0, dropout=0.0, seg=1, offset=0, mask=False, l2=0.04), 2),
+        ProgramSetting(
+            seed=1, dropout=0.0, seg=3, offset=0, mask=True, l2=0.05, groups=ts_model.label_mapping(2, 10, "random", 1)
+        ),
     ]
     stack = multi_program.ProgramStack(am, 2, settings, 500)
-    xs = np.stack([ts_model.tile_segments(series, s["seg"]) for s in settings])
+    xs = np.stack([ts_model.tile_segments(series, s.seg, s.offset) for s in settings])
     ys = np.stack([y, y])
     losses, grads = stack.loss_and_gradient(tf.constant(xs), tf.constant(ys), training=False)
     thetas = stack.theta.numpy()
     for p, s in enumerate(settings):
-        mask = ts_model.program_mask(500, s["seg"]) if s["mask"] else None
-        single = ts_model.build_v2s(am, 2, s["groups"], "1", 0.0, s["l2"], mask)
+        mask = ts_model.program_mask(500, s.seg, s.offset) if s.mask else None
+        single = ts_model.build_v2s(am, 2, s.groups, "1", 0.0, s.l2, mask)
         single.get_layer("art").theta.assign(thetas[p][:, None])
         _, loss, grad = _loss_grad(single, xs[p], y)
         assert abs(float(losses[p]) - loss) <= LOSS_RTOL * abs(loss)
