@@ -1,9 +1,10 @@
-"""Train a source acoustic model here (v2sa_local, v2su, cnn1d), or evaluate one on a folder.
+"""Train a source acoustic model here (v2sa_local, v2su, cnn1d, cnn1d_small), or evaluate one on a folder.
 
 Train (distilled from the original V2Sa when it is available, see docs/acoustic_models.md):
     python pretrain_am.py --net v2sa_local [--corpus-dir DIR ...] [--fsdd-dir DIR] [--noise-dir DIR]
                           [--tts | --no-tts] [--teacher PATH|none] [--epochs N] [--out weight/]
     python pretrain_am.py --net v2su    (3)       python pretrain_am.py --net cnn1d    (5)
+    python pretrain_am.py --net cnn1d_small (6)
 
 Evaluate:
     python pretrain_am.py --eval-dir DIR --net 0 [--am-weights PATH] [--batch-size 64]
@@ -36,11 +37,12 @@ import validation
 from utils import V2SError
 
 SHARED_DIR = Path(os.environ.get("V2S_SHARED_DIR", utils.PROJECT_DIR.parent / "shared"))
-TRAINABLE = ("v2sa_local", "v2su", "cnn1d")
+TRAINABLE = ("v2sa_local", "v2su", "cnn1d", "cnn1d_small")
 DEFAULTS = {  # per model: epochs, learning rate
     "v2sa_local": {"epochs": 8, "lr": 2e-3},
     "v2su": {"epochs": 3, "lr": 5e-4},
     "cnn1d": {"epochs": 4, "lr": 1e-3},
+    "cnn1d_small": {"epochs": 20, "lr": 2e-3},
 }
 VAL_SHARE = 40  # 1/40 of the corpus is held back from training to measure the teacher agreement
 BN_EXAMPLES = {"cnn1d": 128}  # clean examples for the BatchNorm recalibration (default 1024)
@@ -54,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = validation.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="Train a model with --net v2sa_local|v2su|cnn1d; evaluate with --eval-dir. "
+        epilog="Train a model with --net v2sa_local|v2su|cnn1d|cnn1d_small; evaluate with --eval-dir. "
         "Paths under ../shared are the defaults of this workplace; pass 'none' to leave a source out.",
     )
     parser.add_argument(
         "--net",
         default="0",
-        help="evaluation: 0/v2sa, 3/v2su, 5/cnn1d; training: v2sa_local (V2Sa trained here, the "
-        "offline fallback of --net 0), v2su (3) or cnn1d (5)",
+        help="evaluation: 0/v2sa, 3/v2su, 5/cnn1d, 6/cnn1d_small; training: v2sa_local (V2Sa trained here, "
+        "the offline fallback of --net 0), v2su (3), cnn1d (5) or cnn1d_small (6)",
     )
     parser.add_argument("--eval-dir", help="only evaluate: a Speech-Commands-layout folder to score")
     parser.add_argument("--am-weights", help="evaluation: weights file (default: the usual search, see speech_models)")
@@ -113,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model-attRNN.h5); 'none' trains on hard labels only",
     )
     train.add_argument(
-        "--epochs", type=int, default=None, help="training epochs (default per model: v2sa_local 8, v2su 3, cnn1d 4)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default per model: v2sa_local 8, v2su 3, cnn1d 4, cnn1d_small 20)",
     )
     train.add_argument(
         "--lr", type=float, default=None, help="Adam's peak learning rate, cosine decay (default per model)"
@@ -187,7 +192,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def training_name(net: str) -> str:
-    """The model trained for a `--net` value: v2sa_local (also for 0/v2sa), v2su (3), cnn1d (5)."""
+    """The model trained for a `--net` value: v2sa_local (also for 0/v2sa), v2su (3), cnn1d (5),
+    cnn1d_small (6)."""
     key = str(net).strip().lower()
     if key in TRAINABLE:
         return key

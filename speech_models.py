@@ -10,6 +10,8 @@ Every AM takes 1 s of audio, a float32 waveform of 16000 samples at 16 kHz in [-
 - "cnn1d": a raw-waveform 1D-CNN after the 2019 lab report's shrinking-channel network (9 Conv1D of
   kernel 5, channels 256 -> 64, BatchNorm, max-pooling after each down to 2 steps, dropout, two dense
   layers), 36 outputs. 1,464,036 parameters. Trained here by `pretrain_am.py --net cnn1d`.
+- "cnn1d_small": the lab report's cheaper shrinking-channel network, channels 64 -> 16, otherwise
+  built as "cnn1d". 100,788 parameters. Trained here by `pretrain_am.py --net cnn1d_small`.
 
 `pretrain_am.py --net v2sa_local` trains the V2Sa architecture here (distilled from the original);
 it is the offline fallback for `--net 0` (`weight/v2sa_local.weights.h5`).
@@ -84,12 +86,22 @@ AM_FILENAME = "model-attRNN.h5"
 LOG_OFFSET = 1e-6  # log(mel + 1e-6), as the pretrained weights expect
 STD_EPSILON = 1e-6  # added to the variance before the square root in the standardisation
 
-_NET_ALIASES = {"0": "v2sa", "v2sa": "v2sa", "3": "v2su", "v2su": "v2su", "5": "cnn1d", "cnn1d": "cnn1d"}
+_NET_ALIASES = {
+    "0": "v2sa",
+    "v2sa": "v2sa",
+    "3": "v2su",
+    "v2su": "v2su",
+    "5": "cnn1d",
+    "cnn1d": "cnn1d",
+    "6": "cnn1d_small",
+    "cnn1d_small": "cnn1d_small",
+}
 _UNAVAILABLE_NETS = {"1": "VGGish with a dense head", "2": "VGGish AudioSet"}
 
 
 def resolve_net(net: int | str) -> str:
-    """The canonical AM name for a `--net` value: 0/"v2sa", 3/"v2su", 5/"cnn1d" (case-insensitive).
+    """The canonical AM name for a `--net` value: 0/"v2sa", 3/"v2su", 5/"cnn1d", 6/"cnn1d_small"
+    (case-insensitive).
 
     Raises:
         V2SError: for the original's VGGish variants (1, 2) and for any other value.
@@ -100,9 +112,9 @@ def resolve_net(net: int | str) -> str:
     if key in _UNAVAILABLE_NETS:
         raise V2SError(
             f"--net {net} ({_UNAVAILABLE_NETS[key]}) is not available in this re-implementation; "
-            "use 0/v2sa, 3/v2su or 5/cnn1d"
+            "use 0/v2sa, 3/v2su, 5/cnn1d or 6/cnn1d_small"
         )
-    raise V2SError(f"unknown --net {net!r}; valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d")
+    raise V2SError(f"unknown --net {net!r}; valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d, 6 or cnn1d_small")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,8 +288,8 @@ def build_am(name: str) -> keras.Model:
     """
     name = resolve_net(name)
     waveform = keras.Input((WAVE_LEN,), dtype="float32", name="input")
-    if name == "cnn1d":
-        return keras.Model(waveform, _cnn1d_body(waveform), name=name)
+    if name in WAVEFORM_NETS:
+        return keras.Model(waveform, _cnn1d_body(waveform, *WAVEFORM_NETS[name]), name=name)
     features = _CONV_BLOCKS[name](mel_front_end(waveform))
     return keras.Model(waveform, _attention_head(features), name=name)
 
@@ -290,8 +302,8 @@ def build_body(name: str) -> keras.Model:
     training on cached features uses it.
     """
     name = resolve_net(name)
-    if name == "cnn1d":
-        raise V2SError("cnn1d has no mel front end: it takes the raw waveform")
+    if name in WAVEFORM_NETS:
+        raise V2SError(f"{name} has no mel front end: it takes the raw waveform")
     mel = keras.Input((N_FRAMES, N_MELS, 1), dtype="float32", name="mel_input")
     return keras.Model(mel, _attention_head(_CONV_BLOCKS[name](mel)), name=f"{name}_body")
 
@@ -314,25 +326,30 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model, layers=None) 
     return copied
 
 
-# The cnn1d network: channels and pool sizes of its 9 Conv1D(kernel 5) blocks. 16000 samples
-# / (5*5*5*2^6 = 8000) leave 2 steps x 64 channels = 128 features, as in the lab report.
-CNN1D_CHANNELS = (256, 256, 256, 256, 128, 128, 128, 128, 64)
+# The raw-waveform networks: channels and pool sizes of their 9 Conv1D(kernel 5) blocks. 16000
+# samples / (5*5*5*2^6 = 8000) leave 2 steps x the last channel count (cnn1d 128 features,
+# cnn1d_small 32), as in the lab report.
 CNN1D_POOLS = (5, 5, 5, 2, 2, 2, 2, 2, 2)
+WAVEFORM_NETS = {  # name -> (channels per block, pools per block)
+    "cnn1d": ((256, 256, 256, 256, 128, 128, 128, 128, 64), CNN1D_POOLS),
+    "cnn1d_small": ((64, 64, 64, 64, 32, 32, 32, 32, 16), CNN1D_POOLS),
+}
 CNN1D_DROPOUT = 0.25
 
 
-def _cnn1d_body(waveform):
+def _cnn1d_body(waveform, channels_per_block, pools):
     """(batch, 16000) -> (batch, 36): the lab report's shrinking-channel raw-waveform 1D-CNN.
 
     `waveform_norm` standardises each clip (mean 0, variance 1) so the network, like the mel AMs,
     ignores the input's gain. Then 9 x [Conv1D(c, 5, relu, same) `conv1d_<i>` -> BatchNorm `bn_<i>`
-    -> MaxPooling1D `pool_<i>`], Flatten (2 x 64 = 128), Dropout(0.25), Dense(128, relu) `dense_1`,
-    Dropout(0.25), Dense(36, softmax) `output`. For Grad-CAM the last convolution is `conv1d_9`
-    (feature maps over time, no mel axis).
+    -> MaxPooling1D `pool_<i>`] (c from `channels_per_block`, pool sizes from `pools`), Flatten
+    (2 steps x the last c), Dropout(0.25), Dense(128, relu) `dense_1`, Dropout(0.25), Dense(36,
+    softmax) `output`. For Grad-CAM the last convolution is `conv1d_9` (feature maps over time, no
+    mel axis).
     """
     x = keras.layers.Reshape((WAVE_LEN, 1), name="waveform_channel")(waveform)
     x = PerExampleStandardize(name="waveform_norm")(x)
-    for i, (channels, pool) in enumerate(zip(CNN1D_CHANNELS, CNN1D_POOLS), start=1):
+    for i, (channels, pool) in enumerate(zip(channels_per_block, pools, strict=True), start=1):
         x = keras.layers.Conv1D(channels, 5, padding="same", activation="relu", name=f"conv1d_{i}")(x)
         x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
         x = keras.layers.MaxPooling1D(pool, name=f"pool_{i}")(x)

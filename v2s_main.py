@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--net",
         default="0",
-        help="source AM: 0/v2sa attention-BiLSTM (original weights), 3/v2su U-Net variant, 5/cnn1d",
+        help="source AM: 0/v2sa attention-BiLSTM (original weights), 3/v2su U-Net variant, 5/cnn1d raw-waveform CNN, 6/cnn1d_small (its 64->16 channel version)",
     )
     parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
     parser.add_argument(

@@ -117,7 +117,7 @@ def describe_training(
     how += f"Adam peak lr {lr}, cosine decay, batch {batch_size}; on-the-fly time shift, "
     how += (
         "SpecAugment-style masks and mixup of standardised log-mel features"
-        if name != "cnn1d"
+        if name not in speech_models.WAVEFORM_NETS
         else "mixup of waveforms"
     )
     how += "; the teacher labels every augmented batch" if teacher else ""

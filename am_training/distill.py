@@ -93,16 +93,16 @@ def load_teacher(path: str | None) -> Teacher | None:
 
 
 def make_student(arch: str, waves, key_dir: Path) -> tuple[keras.Model, np.ndarray, str]:
-    """The model to train, its inputs and their kind: cnn1d on waveforms ("wave"); the V2Sa/V2Su
-    bodies on the corpus' cached log-mel features ("mel")."""
-    if arch == "cnn1d":
-        return speech_models.build_am("cnn1d"), waves, "wave"
+    """The model to train, its inputs and their kind: cnn1d/cnn1d_small on waveforms ("wave"); the
+    V2Sa/V2Su bodies on the corpus' cached log-mel features ("mel")."""
+    if arch in speech_models.WAVEFORM_NETS:
+        return speech_models.build_am(arch), waves, "wave"
     return speech_models.build_body(arch), mel_features(waves, key_dir), "mel"
 
 
 def waveform_model(student: keras.Model, arch: str) -> keras.Model:
     """The full AM (waveform in) holding the trained student's weights."""
-    if arch == "cnn1d":
+    if arch in speech_models.WAVEFORM_NETS:
         return student
     model = speech_models.build_am(arch)
     speech_models.copy_weights_by_name(student, model)

@@ -7,6 +7,8 @@ In ONE process, with the same AM weights (V2Sa), the same data and batch 32, for
   (b) single  the project's default single-run path: `fast_am.accelerate_v2s(model)`, compiled as
               `v2s_main.py` does (`training.compile_model`: 16 steps per call of the train function), `fit`
   (c) sweep   `multi_program.ProgramStack` training P programs at once (samples of all programs counted)
+  (d) cnn1d_small  the plain Keras V2S model over the raw-waveform AM `cnn1d_small` (no fast path
+              covers it), `model.fit` as (a): the cost of V2S with that source beside V2Sa's
 
 First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
 theta as (a) (no dropout): |dloss| <= 1e-5 * loss and ||dgrad|| <= 1e-4 * ||grad||, or the script fails.
@@ -93,7 +95,7 @@ def check_equal(name, loss, grad, ref_loss, ref_grad) -> str:
     return line
 
 
-def bench_shape(am, length, args):
+def bench_shape(am, length, args, waveform_am=None):
     import fast_am
     import multi_program
     import training
@@ -160,6 +162,14 @@ def bench_shape(am, length, args):
             stack.train_step(tf.constant(xs), tf.constant(ys))[0].numpy()
 
     variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P)}
+    if waveform_am is not None:
+        model_d = build_naive(waveform_am, groups, 0.4, 0.04)
+        training.compile_model(model_d, 0.05, 0.48, steps_per_execution=1)
+
+        def run_d():
+            model_d.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)
+
+        variants["d"] = (run_d, n)
     rss = {}
     for key, (fn, _) in variants.items():  # warm-up: traces, XLA compiles, first epochs
         fn()
@@ -177,7 +187,8 @@ def bench_shape(am, length, args):
     lines.append(
         "  median-round rates: "
         + ", ".join(f"({k}) {v:.1f}" for k, v in median_rates.items())
-        + f"  -> x{median_rates['b'] / median_rates['a']:.2f}, x{median_rates['c'] / median_rates['a']:.2f}"
+        + "  -> "
+        + ", ".join(f"x{median_rates[k] / median_rates['a']:.2f}" for k in median_rates if k != "a")
     )
     return rates, rss, lines
 
@@ -190,6 +201,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-round", type=int, default=None, help="steps of each variant per round")
     parser.add_argument("--lengths", default="500,2709", help="series lengths (m = 1)")
     parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
+    parser.add_argument(
+        "--no-cnn1d-small",
+        dest="cnn1d_small",
+        action="store_false",
+        help="leave out (d), V2S over the raw-waveform cnn1d_small (its shipped weights, else random ones)",
+    )
     parser.add_argument(
         "--inter-op",
         type=int,
@@ -217,6 +234,12 @@ def main(argv=None) -> int:
         weights = str(shared / "am" / "model-attRNN.h5")
     am, info = speech_models.load_am("v2sa", weights)
     am.trainable = False
+    waveform_am = None
+    if args.cnn1d_small:
+        waveform_am = speech_models.build_am("cnn1d_small")
+        if (utils.PROJECT_DIR / "weight" / "cnn1d_small.weights.h5").is_file():
+            waveform_am, _ = speech_models.load_am("cnn1d_small")
+        waveform_am.trainable = False
     print(
         f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "
         f"{os.cpu_count()} CPUs; threads: inter-op {os.environ['TF_NUM_INTEROP_THREADS']}, intra-op "
@@ -226,7 +249,7 @@ def main(argv=None) -> int:
     results = {}
     for length in (int(v) for v in args.lengths.split(",")):
         started = time.time()
-        rates, rss, lines = bench_shape(am, length, args)
+        rates, rss, lines = bench_shape(am, length, args, waveform_am)
         results[length] = rates
         print(f"shape L={length}, m=1:")
         for line in lines:
@@ -237,6 +260,11 @@ def main(argv=None) -> int:
             f"  (c) sweep  {rates['c']:8.1f} samples/s   peak RSS {rss['c']:.2f} GB   x{rates['c'] / rates['a']:.2f}  "
             f"({args.programs} programs, samples of all programs)"
         )
+        if "d" in rates:
+            print(
+                f"  (d) cnn1d_small {rates['d']:8.1f} samples/s   peak RSS {rss['d']:.2f} GB   "
+                f"x{rates['d'] / rates['a']:.2f}  (V2S over the raw-waveform AM, plain Keras)"
+            )
         print(f"  ({time.time() - started:.0f} s; peak RSS is the process' cumulative maximum after each warm-up)")
     samples, how = grid_fit_samples(shared / "ucr")
     total = samples * GRID_EPOCHS * GRID_SETTINGS

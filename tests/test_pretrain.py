@@ -150,7 +150,8 @@ def test_corpus_key_depends_on_the_recipe_and_the_clips():
 
 
 def test_training_names():
-    assert [pretrain_am.training_name(n) for n in ("0", "v2sa", "v2sa_local", "3", "v2su", "5", "cnn1d")] == [
+    names = ("0", "v2sa", "v2sa_local", "3", "v2su", "5", "cnn1d", "6", "cnn1d_small")
+    assert [pretrain_am.training_name(n) for n in names] == [
         "v2sa_local",
         "v2sa_local",
         "v2sa_local",
@@ -158,6 +159,8 @@ def test_training_names():
         "v2su",
         "cnn1d",
         "cnn1d",
+        "cnn1d_small",
+        "cnn1d_small",
     ]
     with pytest.raises(V2SError, match="not available"):
         pretrain_am.training_name("1")
@@ -465,7 +468,9 @@ def _v2s_main(net, tmp_path, env):
     )
 
 
-@pytest.mark.parametrize("net, weights", [("0", "v2sa_local"), ("3", "v2su"), ("cnn1d", "cnn1d")])
+@pytest.mark.parametrize(
+    "net, weights", [("0", "v2sa_local"), ("3", "v2su"), ("cnn1d", "cnn1d"), ("cnn1d_small", "cnn1d_small")]
+)
 def test_v2s_main_reprograms_coffee_with_each_shipped_am(net, weights, tmp_path):
     """--net 0 offline with no original file anywhere: the local fallback; 3 and cnn1d: weight/<name>.weights.h5.
 
@@ -488,7 +493,7 @@ def test_v2s_main_reprograms_coffee_with_each_shipped_am(net, weights, tmp_path)
         assert "locally trained fallback" in run.stderr
 
 
-SHIPPED = [("v2sa_local", 201_247), ("v2su", 206_777), ("cnn1d", 1_464_036)]
+SHIPPED = [("v2sa_local", 201_247), ("v2su", 206_777), ("cnn1d", 1_464_036), ("cnn1d_small", 100_788)]
 
 
 def _shipped(name):

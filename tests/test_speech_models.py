@@ -86,6 +86,24 @@ def test_cnn1d_layers_and_parameter_count():
     model.get_layer("output")
 
 
+def test_cnn1d_small_is_the_reports_64_to_16_network_with_the_same_head():
+    """The lab report's cheaper shrinking network: channels 64 -> 16, the same pools and head as cnn1d.
+
+    The report's 91,712 parameters; its convolutions are 90,320 of them. Built here: + BatchNorm
+    (1,600), + a hidden Dense(32 -> 128) (4,224) and a 36-way output (4,644): 100,788, i.e. 9,076 more.
+    """
+    model = sm.build_am("cnn1d_small")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
+    assert [c.filters for c in convs] == [64, 64, 64, 64, 32, 32, 32, 32, 16]
+    assert all(c.kernel_size == (5,) for c in convs)
+    assert sum(c.count_params() for c in convs) == 90_320
+    assert model.count_params() == 100_788 == 91_712 + 9_076
+    assert tuple(model.get_layer("pool_9").output.shape) == (None, 2, 16)
+    assert tuple(model.input.shape) == (None, 16000) and tuple(model.output.shape) == (None, 36)
+    with pytest.raises(V2SError, match="raw waveform"):
+        sm.build_body("cnn1d_small")
+
+
 def test_build_body_has_the_full_models_weighted_layers():
     for net in ("v2sa", "v2su"):
         full, body = sm.build_am(net), sm.build_body(net)
@@ -116,7 +134,17 @@ def test_keras3_save_and_reload_without_lambda(blank_v2sa, tmp_path):
 
 @pytest.mark.parametrize(
     "net, expected",
-    [(0, "v2sa"), ("0", "v2sa"), ("V2SA", "v2sa"), (3, "v2su"), ("v2su", "v2su"), (5, "cnn1d"), ("CNN1D", "cnn1d")],
+    [
+        (0, "v2sa"),
+        ("0", "v2sa"),
+        ("V2SA", "v2sa"),
+        (3, "v2su"),
+        ("v2su", "v2su"),
+        (5, "cnn1d"),
+        ("CNN1D", "cnn1d"),
+        (6, "cnn1d_small"),
+        ("cnn1d_small", "cnn1d_small"),
+    ],
 )
 def test_resolve_net(net, expected):
     assert sm.resolve_net(net) == expected
@@ -129,7 +157,7 @@ def test_resolve_net_vggish_not_available(net):
 
 
 def test_resolve_net_invalid_lists_valid_values():
-    with pytest.raises(V2SError, match="valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d"):
+    with pytest.raises(V2SError, match="valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d, 6 or cnn1d_small"):
         sm.resolve_net(7)
 
 
