@@ -204,7 +204,7 @@ def assert_every_flag_is_explained(parser: argparse.ArgumentParser, help_text: s
 
 
 # ---------------------------------------------------------------------------------------------
-# Sweep stand-ins (reproduce.py)
+# Sweep stand-ins (reproduce.py, sweep/)
 
 
 def fake_record(spec, val_ce, test_acc, test_curve=None):
@@ -228,8 +228,8 @@ def fake_record(spec, val_ce, test_acc, test_curve=None):
 
 
 def fake_runner(calls, fail=()):
-    """A stand-in for run_stack: per spec of the stack, writes a record whose scores depend on the setting;
-    fails for `fail` names (as run_stack does: an error record, and the sweep goes on)."""
+    """A stand-in for `sweep.stack.run_stack`: per spec of the stack, writes a record whose scores depend on the
+    setting; fails for `fail` names (as run_stack does: an error record, and the sweep goes on)."""
 
     def run(stack, out):
         summaries = []

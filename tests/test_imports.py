@@ -76,7 +76,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_lazy_imports_and_the_known_modules():
     graph = import_graph()
     assert {"training", "probes", "runs", "settings", "reproduce", "benchmarks/throughput"} <= set(graph)
-    assert "multi_program" in graph["reproduce"]  # imported inside a function only
+    assert {"sweep", "sweep.plan", "sweep.stack", "sweep.executor", "sweep.protocols", "sweep.tables"} <= set(graph)
+    assert "multi_program" in graph["sweep.stack"]  # imported inside a function only
+    assert {"sweep.executor", "sweep.tables"} <= graph["reproduce"]
     assert "training" in graph["v2s_main"]
 
 

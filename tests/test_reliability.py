@@ -17,8 +17,8 @@ import pytest
 from helpers import AM_FILE, ROOT, ROWS, fake_runner
 
 import claims
-import reproduce
 import utils
+from sweep import executor, plan
 
 
 def killed_while_writing(tmp_path, writer: str, patch: str) -> subprocess.CompletedProcess:
@@ -184,11 +184,11 @@ def test_two_processes_racing_for_the_same_stacks_never_both_get_one(tmp_path):
 
 
 def test_execute_skips_a_stack_a_live_sweep_is_training(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
     proc = holder(tmp_path / "runs", [s.name for s in specs[:2]])
     try:
         calls = []
-        results = reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls), programs=2)
+        results = executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls), programs=2)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -199,14 +199,14 @@ def test_execute_skips_a_stack_a_live_sweep_is_training(tmp_path):
 
 def test_a_stack_a_killed_sweep_left_half_recorded_is_trained_again_whole(tmp_path):
     """Dropout masks come from one stream per stack: only the whole stack gives the recorded numbers again."""
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)  # 4 runs, one stack
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner([]))
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)  # 4 runs, one stack
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner([]))
     for spec in specs[2:]:  # killed after writing two of its four records
         (tmp_path / "runs" / f"{spec.name}.json").unlink()
     for spec in specs:
         leave_stale_lock(tmp_path / "runs", spec.name, [s.name for s in specs])
     calls = []
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
     assert calls == [s.name for s in specs]  # one stack of four, not a new stack of the two missing runs
     assert sorted(visible(tmp_path / "runs")) == sorted(f"{s.name}.json" for s in specs)  # no lock left
 
@@ -214,14 +214,14 @@ def test_a_stack_a_killed_sweep_left_half_recorded_is_trained_again_whole(tmp_pa
 def test_a_stack_whose_worker_was_killed_is_left_for_the_next_run_not_recorded_as_failed(tmp_path):
     from concurrent.futures.process import BrokenProcessPool
 
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
 
     def killed_worker():
         raise BrokenProcessPool("A process in the process pool was terminated abruptly")
 
-    summaries = reproduce._result_or_failure(specs, str(tmp_path), killed_worker)
+    summaries = executor._result_or_failure(specs, str(tmp_path), killed_worker)
     assert all("interrupted" in s for s in summaries)
-    assert reproduce.failed_runs(specs, str(tmp_path)) == [] and reproduce.pending_runs(specs, str(tmp_path)) == specs
+    assert executor.failed_runs(specs, str(tmp_path)) == [] and executor.pending_runs(specs, str(tmp_path)) == specs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""reproduce.py: planning, resuming, failure isolation, protocols and the table maths."""
+"""The sweep (`reproduce.py` over `sweep/`): planning, resuming, failure isolation, protocols and the table maths."""
 
 import json
 import os
@@ -9,60 +9,60 @@ import numpy as np
 import pytest
 from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, needs, write_toy
 
-import reproduce
 import utils
+from sweep import executor, plan, protocols, stack, tables
 
 
 def test_plan_covers_the_grid_and_leaves_out_segments_that_do_not_fit():
     long_series = [{"ucr_name": "Toy", "length": 2000, "n_classes": 2}]
-    specs = reproduce.plan_runs(long_series, ["0"], "paper", seeds=2, eps=5, data_dir=None)
+    specs = plan.plan_runs(long_series, ["0"], "paper", seeds=2, eps=5, data_dir=None)
     # (16000 - 448) // 2000 = 7 copies fit: segments 8..10 are left out
     assert len(specs) == 5 * 7 * 2
     assert {s.seg for s in specs} == set(range(1, 8)) and {s.dr for s in specs} == {0, 1, 2, 3, 4}
 
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_runs(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=2, eps=1, data_dir=None)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=2, eps=1, data_dir=None)
     calls = []
-    reproduce.execute(specs[:3], str(tmp_path), run_fn=fake_runner(calls))  # "interrupted" after 3 runs
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    executor.execute(specs[:3], str(tmp_path), run_fn=fake_runner(calls))  # "interrupted" after 3 runs
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
     assert len(calls) == len(specs) == 8 and len(set(calls)) == 8
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
     assert len(calls) == 8
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
     calls = []
-    results = reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls, fail={specs[1].name}))
+    results = executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls, fail={specs[1].name}))
     assert [r["ok"] for r in results] == [True, False, True, True]
     assert (tmp_path / "runs" / f"{specs[1].name}.error.json").exists()
-    assert len(reproduce.load_records(str(tmp_path))) == 3
+    assert len(executor.load_records(str(tmp_path))) == 3
 
 
 def test_run_one_turns_a_crash_into_an_error_record(tmp_path):
-    spec = reproduce.RunSpec("NoSuchData", "0", 0, 1, 0, 1, str(tmp_path))
-    result = reproduce.run_one(spec, str(tmp_path))
+    spec = plan.RunSpec("NoSuchData", "0", 0, 1, 0, 1, str(tmp_path))
+    result = stack.run_one(spec, str(tmp_path))
     assert not result["ok"] and "NoSuchData" in result["error"]
     saved = json.loads((tmp_path / "runs" / f"{spec.name}.error.json").read_text())
     assert saved["spec"]["dataset"] == "NoSuchData"
 
 
 def test_protocols_pick_on_validation_or_on_test():
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
     by_setting = {(s.dr, s.seg): s for s in specs}
     records = [
         fake_record(by_setting[(0, 1)], val_ce=0.2, test_acc=0.60),  # best on validation
         fake_record(by_setting[(0, 10)], val_ce=0.5, test_acc=0.90),  # best on test
         fake_record(by_setting[(4, 1)], val_ce=0.4, test_acc=0.70),
     ]
-    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    scores = protocols.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [0.60] and scores["setting-on-test"] == [0.90] and scores["runs"] == 3
 
 
 def test_runs_of_one_dataset_net_and_seed_are_stacked_and_tfa_runs_alone():
-    specs = reproduce.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None, tfa=True)
-    stacks = reproduce.group_runs(specs, programs=4)
+    specs = plan.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None, tfa=True)
+    stacks = plan.group_runs(specs, programs=4)
     v2s = [s for s in stacks if s[0].mod == "1"]
     assert sum(len(s) for s in stacks) == len(specs) == 2 * (5 * 10 + 2)  # two TFa optimisers per seed
     assert all(len(s) <= 4 and len({x.group for x in s}) == 1 for s in v2s)
@@ -75,21 +75,21 @@ def test_parallel_workers_start_the_costliest_stacks_first_and_one_worker_keeps_
         {"ucr_name": "Small", "length": 100, "n_classes": 2, "n_train": 50},
         {"ucr_name": "Big", "length": 100, "n_classes": 2, "n_train": 3000},
     ]
-    stacks = reproduce.group_runs(reproduce.plan_runs(rows, ["0"], "small", seeds=2, eps=1, data_dir=None), 4)
-    assert reproduce.schedule(stacks, parallel=False) == stacks
-    assert [s[0].dataset for s in reproduce.schedule(stacks, parallel=True)] == ["Big", "Big", "Small", "Small"]
+    stacks = plan.group_runs(plan.plan_runs(rows, ["0"], "small", seeds=2, eps=1, data_dir=None), 4)
+    assert plan.schedule(stacks, parallel=False) == stacks
+    assert [s[0].dataset for s in plan.schedule(stacks, parallel=True)] == ["Big", "Big", "Small", "Small"]
 
 
 def test_a_crashing_stack_records_every_run_and_the_sweep_goes_on(tmp_path):
-    specs = [reproduce.RunSpec("NoSuchData", "0", dr, 1, 0, 1, str(tmp_path)) for dr in (0, 4)]
-    results = reproduce.execute(specs, str(tmp_path))
+    specs = [plan.RunSpec("NoSuchData", "0", dr, 1, 0, 1, str(tmp_path)) for dr in (0, 4)]
+    results = executor.execute(specs, str(tmp_path))
     assert [r["ok"] for r in results] == [False, False] and "NoSuchData" in results[0]["error"]
     assert all((tmp_path / "runs" / f"{s.name}.error.json").exists() for s in specs)
-    assert reproduce.execute(specs, str(tmp_path)) == []  # recorded: not retried
+    assert executor.execute(specs, str(tmp_path)) == []  # recorded: not retried
 
 
 def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None, folds=2)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None, folds=2)
     assert len(specs) == 4 * 2 and {s.fold for s in specs} == {0, 1}
     by = {(s.dr, s.seg, s.fold): s for s in specs}
     records = [  # setting (0, 1): best single fold on validation but worse mean; (4, 10): best mean
@@ -98,7 +98,7 @@ def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
         fake_record(by[(4, 10, 0)], val_ce=0.3, test_acc=0.80),
         fake_record(by[(4, 10, 1)], val_ce=0.3, test_acc=0.70),
     ]
-    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    scores = protocols.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [pytest.approx(0.75)] and scores["settings"] == [{"dr": 4, "seg": 10}]
     assert scores["setting-on-test"] == [pytest.approx(0.75)] and scores["runs"] == 4
 
@@ -112,19 +112,19 @@ def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
         ("A", "tfa-adam1e-3"): {"honest": [0.7], "runs": 1, "seconds": 1.0},
         ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0},
     }
-    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    lines, summary = tables.build_table(rows, scores, ["0"], "honest")
     assert lines[0]["ours TFa (honest)"] == pytest.approx(50.0) and "ours TFa (honest)" not in lines[1]
     assert lines[0]["ours TFa (original)"] == pytest.approx(55.0)
     assert lines[0]["ours TFa Adam 1e-3 (honest)"] == pytest.approx(70.0)
     assert lines[0]["MiniRocket"] == pytest.approx(95.0) and lines[0]["wall time s"] == 7.0
     assert summary["ours TFa (honest)"]["n"] == 1 and summary["ours V2Sa (honest)"]["n"] == 2
     assert summary["ours V2Sa (honest)"]["mean"] == pytest.approx(70.0)
-    text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
+    text = tables.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
     assert "| B | 2 |" in text and "–" in text and "| Datasets |" in text
 
 
 def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
-    specs = reproduce.plan_runs(
+    specs = plan.plan_runs(
         ROWS + [{"ucr_name": "Toy2", "length": 100, "n_classes": 2}], ["0"], "small", seeds=1, eps=1, data_dir=None
     )
     records = []
@@ -133,7 +133,7 @@ def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
         swd = (1.0 if spec.dataset == "Toy" else 3.0) if (spec.dr, spec.seg) == (4, 10) else 100.0
         record["metrics"]["swd"] = {"value": swd, "source_loss": 0.2}
         records.append(record)
-    text = reproduce.table3(records, tmp_path, "cmd").read_text()
+    text = tables.table3(records, tmp_path, "cmd").read_text()
     assert "| V2Sa | 0.2000 | 2.000 | 2.000 | 2 | 0.1709 | 1.829 | 1.943 |" in text
     assert (tmp_path / "table3.csv").read_text().startswith("model,")
 
@@ -141,15 +141,15 @@ def test_table3_averages_the_swd_of_the_honest_choice(tmp_path):
 def test_the_ray_backend_runs_a_two_run_sweep_into_the_results_folder(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the workers unpickle helpers.fake_runner
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
-    results = reproduce.execute(specs, str(tmp_path), jobs=2, programs=1, backend="ray", run_fn=fake_runner([]))
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+    results = executor.execute(specs, str(tmp_path), jobs=2, programs=1, backend="ray", run_fn=fake_runner([]))
     assert sorted(r["run"] for r in results) == sorted(s.name for s in specs) and all(r["ok"] for r in results)
-    assert len(reproduce.load_records(str(tmp_path))) == 2  # written by the Ray workers
-    assert reproduce.execute(specs, str(tmp_path), backend="ray", run_fn=fake_runner([])) == []
+    assert len(executor.load_records(str(tmp_path))) == 2  # written by the Ray workers
+    assert executor.execute(specs, str(tmp_path), backend="ray", run_fn=fake_runner([])) == []
 
 
 def test_summary_maths_on_a_hand_made_case():
-    stats = reproduce.summary_stats([100.0, 80.0, 90.0], n_classes=[2, 4, 5], sota=[100.0, 85.0, 90.0])
+    stats = tables.summary_stats([100.0, 80.0, 90.0], n_classes=[2, 4, 5], sota=[100.0, 85.0, 90.0])
     assert stats["mean"] == pytest.approx(90.0)
     assert stats["median"] == pytest.approx(90.0)
     assert stats["mpce"] == pytest.approx(np.mean([0.0 / 2, 0.2 / 4, 0.1 / 5]) * 100)  # 2.3333
@@ -160,11 +160,11 @@ def test_summary_maths_on_a_hand_made_case():
 def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
     rows = [{"ucr_name": "Toy", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
     scores = {("Toy", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 1.0], "runs": 8, "seconds": 4.0}}
-    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    lines, summary = tables.build_table(rows, scores, ["0"], "honest")
     assert lines[0]["ours V2Sa (honest)"] == pytest.approx(85.0)
     assert lines[0]["ours V2Sa (honest) std"] == pytest.approx(5.0)
     assert summary["ours V2Sa (setting-on-test)"]["wins"] == 1 and summary["ours V2Sa (honest)"]["wins"] == 0
-    table = reproduce.write_outputs(lines, summary, [("Gone", "not found")], tmp_path, "honest", "python reproduce.py")
+    table = tables.write_outputs(lines, summary, [("Gone", "not found")], tmp_path, "honest", "python reproduce.py")
     text = table.read_text()
     assert "85.00 ± 5.00" in text and "Skipped datasets" in text and "- Gone: not found" in text
     assert (tmp_path / "table2.csv").read_text().startswith("dataset,")
@@ -173,7 +173,7 @@ def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
 
 @needs(UCR_DIR)
 def test_absent_datasets_are_listed_as_skipped_with_the_reason():
-    rows, skipped = reproduce.select_datasets("all", str(UCR_DIR))
+    rows, skipped = plan.select_datasets("all", str(UCR_DIR))
     names = {r["ucr_name"] for r in rows}
     assert len(rows) + len(skipped) == 30
     assert "ECG200" in names and "FordA" in {name for name, _ in skipped}
@@ -184,7 +184,7 @@ def test_unknown_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(
         utils.V2SError, match="not in the paper's Table 2 and not a UCR dataset in the data folder: NoSuch"
     ):
-        reproduce.select_datasets("ECG200,NoSuch", str(tmp_path))
+        plan.select_datasets("ECG200,NoSuch", str(tmp_path))
 
 
 @pytest.mark.slow
@@ -208,7 +208,7 @@ def test_end_to_end_sweep_on_coffee(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"table={tmp_path / 'table2.md'}"
-    assert len(reproduce.load_records(str(tmp_path))) == 4
+    assert len(executor.load_records(str(tmp_path))) == 4
 
 
 def test_the_paper_tfa_is_flagged_where_it_equals_one_test_class_share():
@@ -217,48 +217,48 @@ def test_the_paper_tfa_is_flagged_where_it_equals_one_test_class_share():
         {"ucr_name": "B", "TFa": 81.0, "test_shares": [36.0, 64.0]},
         {"ucr_name": "C", "TFa": 100.0, "test_shares": [49.5, 50.5]},
     ]
-    notes = reproduce.constant_predictor_notes(rows)
+    notes = tables.constant_predictor_notes(rows)
     assert "single class on 1 of the 3 datasets here (A)" in notes[1]
     assert "TFa = 100 on C" in notes[2] and "C 49.5 / 50.5 %" in notes[2]
 
 
 def test_the_table_reads_only_the_runs_of_its_plan(tmp_path):
-    small = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
-    other = reproduce.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None)
-    reproduce.execute(other, str(tmp_path), run_fn=fake_runner([]))  # 2 seeds x 50 settings in the folder
-    records = reproduce.load_records(str(tmp_path), small)
+    small = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    other = plan.plan_runs(ROWS, ["0"], "paper", seeds=2, eps=1, data_dir=None)
+    executor.execute(other, str(tmp_path), run_fn=fake_runner([]))  # 2 seeds x 50 settings in the folder
+    records = executor.load_records(str(tmp_path), small)
     assert sorted(r["run"] for r in records) == sorted(s.name for s in small)
 
 
 def test_failed_runs_are_retried_only_when_asked(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner([], fail={specs[0].name}))
-    assert reproduce.failed_runs(specs, str(tmp_path)) == [specs[0].name]
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner([], fail={specs[0].name}))
+    assert executor.failed_runs(specs, str(tmp_path)) == [specs[0].name]
     calls = []
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls), retry_failed=True)
-    assert calls == [specs[0].name] and reproduce.failed_runs(specs, str(tmp_path)) == []
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls), retry_failed=True)
+    assert calls == [specs[0].name] and executor.failed_runs(specs, str(tmp_path)) == []
 
 
 def test_a_stack_whose_worker_raises_is_recorded_as_failed_runs(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
 
     def failing_worker():
         raise RuntimeError("worker lost")
 
-    summaries = reproduce._result_or_failure(specs, str(tmp_path), failing_worker)
+    summaries = executor._result_or_failure(specs, str(tmp_path), failing_worker)
     assert [s["ok"] for s in summaries] == [False, False] and "worker lost" in summaries[0]["error"]
-    assert reproduce.failed_runs(specs, str(tmp_path)) == [s.name for s in specs]
+    assert executor.failed_runs(specs, str(tmp_path)) == [s.name for s in specs]
 
 
 def test_the_lead_protocol_comes_first():
     line = {"ours V2Sa (honest)": 1.0, "ours V2Sa (setting-on-test)": 2.0, "ours V2Sa (original)": 2.5, "SOTA": 3.0}
-    assert reproduce.value_columns([line], "original") == [
+    assert tables.value_columns([line], "original") == [
         "SOTA",
         "ours V2Sa (original)",
         "ours V2Sa (honest)",
         "ours V2Sa (setting-on-test)",
     ]
-    assert reproduce.value_columns([line], "honest") == [
+    assert tables.value_columns([line], "honest") == [
         "SOTA",
         "ours V2Sa (honest)",
         "ours V2Sa (setting-on-test)",
@@ -269,7 +269,7 @@ def test_the_lead_protocol_comes_first():
 def test_a_dataset_is_tabled_once_one_net_has_results():
     rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
     scores = {("A", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
-    lines, summary = reproduce.build_table(rows, scores, ["0", "3"], "honest")
+    lines, summary = tables.build_table(rows, scores, ["0", "3"], "honest")
     assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
 
 
@@ -277,10 +277,10 @@ def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
     """The plan starts with the smallest TRAIN set; each run's progress weight is TRAIN size x epochs, so
     the bar's time left accounts for the big datasets at the end."""
     rows = [{"ucr_name": "Big", "length": 500, "n_train": 1000}, {"ucr_name": "Small", "length": 500, "n_train": 10}]
-    specs = reproduce.plan_runs(rows, ["0"], "small", 1, 100, None)
+    specs = plan.plan_runs(rows, ["0"], "small", 1, 100, None)
     assert [s.dataset for s in specs] == ["Small"] * 4 + ["Big"] * 4
     assert [s.cost for s in specs] == [1_000] * 4 + [100_000] * 4
-    assert reproduce.RunSpec("X", "0", 0, 1, 0, 7, None).cost == 7  # size unknown: one series per epoch
+    assert plan.RunSpec("X", "0", 0, 1, 0, 7, None).cost == 7  # size unknown: one series per epoch
 
 
 def test_table_notes_name_our_results_that_a_constant_predictor_matches():
@@ -294,26 +294,26 @@ def test_table_notes_name_our_results_that_a_constant_predictor_matches():
         {"dataset": "B", "ours V2Sa (honest)": 90.0},
         {"dataset": "C", "ours V2Sa (honest)": 50.0},
     ]
-    notes = reproduce.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa (honest)"))
+    notes = tables.majority_notes(rows, lines, ("ours V2Sa (honest)", "ours TFa (honest)"))
     assert notes == [
         "",
         "ours V2Sa (honest) is at most 1 point above the TEST majority share (what predicting the "
         "largest class scores) on 1 dataset: A 75.1 (74.8).",
     ]
-    assert reproduce.majority_notes(rows, lines[1:], ("ours V2Sa (honest)",)) == []
+    assert tables.majority_notes(rows, lines[1:], ("ours V2Sa (honest)",)) == []
 
 
 def test_the_three_protocols_on_a_hand_made_case():
     """Three settings, three epochs, one seed: honest takes the validation choice, setting-on-test the best
     reported TEST score, original the best TEST epoch of any setting (here a mid-run peak of a setting that
     neither of the others would pick)."""
-    specs = {(s.dr, s.seg): s for s in reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=3, data_dir=None)}
+    specs = {(s.dr, s.seg): s for s in plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=3, data_dir=None)}
     records = [
         fake_record(specs[(0, 1)], val_ce=0.2, test_acc=0.60, test_curve=[0.50, 0.60, 0.60]),  # best on validation
         fake_record(specs[(0, 10)], val_ce=0.5, test_acc=0.70, test_curve=[0.70, 0.65, 0.70]),  # best reported test
         fake_record(specs[(4, 1)], val_ce=0.4, test_acc=0.55, test_curve=[0.55, 0.95, 0.50]),  # best test epoch
     ]
-    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    scores = protocols.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [0.60]
     assert scores["setting-on-test"] == [0.70]
     assert scores["original"] == [0.95]
@@ -322,49 +322,49 @@ def test_the_three_protocols_on_a_hand_made_case():
 
 
 def test_original_averages_the_fold_curves_before_taking_the_best_epoch():
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=2, data_dir=None, folds=2)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=2, data_dir=None, folds=2)
     by = {(s.dr, s.seg, s.fold): s for s in specs}
     records = [fake_record(by[(0, 1, 0)], 0.1, 0.6, [0.9, 0.5]), fake_record(by[(0, 1, 1)], 0.1, 0.6, [0.5, 0.8])]
-    scores = reproduce.protocol_scores(records)[("Toy", "0")]
+    scores = protocols.protocol_scores(records)[("Toy", "0")]
     assert scores["original"] == [pytest.approx(0.7)]  # epoch 1: (0.9 + 0.5) / 2 = 0.7 >= epoch 2: 0.65
 
 
 def test_records_without_the_test_history_feed_honest_but_not_original_and_are_run_again(tmp_path):
-    specs = reproduce.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)
     old = [fake_record(spec, val_ce=0.1 * (i + 1), test_acc=0.5) for i, spec in enumerate(specs)]
     for record in old:
         del record["history"]
         utils.atomic_write_json(tmp_path / "runs" / f"{record['run']}.json", record)
-    scores = reproduce.protocol_scores(reproduce.load_records(str(tmp_path), specs))[("Toy", "0")]
+    scores = protocols.protocol_scores(executor.load_records(str(tmp_path), specs))[("Toy", "0")]
     assert scores["honest"] == [0.5] and "original" not in scores
     calls = []
-    reproduce.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner(calls))
     assert sorted(calls) == sorted(s.name for s in specs)
-    assert "original" in reproduce.protocol_scores(reproduce.load_records(str(tmp_path), specs))[("Toy", "0")]
+    assert "original" in protocols.protocol_scores(executor.load_records(str(tmp_path), specs))[("Toy", "0")]
 
 
 def test_grid_and_seeds_can_differ_per_net():
-    grids = reproduce.per_net("0=paper,3=small", ["0", "3"], "--grid", reproduce._grid_name)
-    seeds = reproduce.per_net("0=1,3=3", ["0", "3"], "--seeds", reproduce._seed_count, extra=("tfa",))
-    specs = reproduce.plan_runs(ROWS, ["0", "3"], grids, seeds, eps=1, data_dir=None, tfa=True)
+    grids = plan.per_net("0=paper,3=small", ["0", "3"], "--grid", plan.grid_name)
+    seeds = plan.per_net("0=1,3=3", ["0", "3"], "--seeds", plan.seed_count, extra=("tfa",))
+    specs = plan.plan_runs(ROWS, ["0", "3"], grids, seeds, eps=1, data_dir=None, tfa=True)
     count = lambda **kw: sum(all(getattr(s, k) == v for k, v in kw.items()) for s in specs)  # noqa: E731
     assert count(net="0", mod="1") == 50 and count(net="3", mod="1") == 4 * 3
     assert count(mod="tfa") == 3 * 2  # the largest seed count, two optimisers
-    assert reproduce.per_net("2", ["0", "3"], "--seeds", reproduce._seed_count) == {"0": 2, "3": 2}
+    assert plan.per_net("2", ["0", "3"], "--seeds", plan.seed_count) == {"0": 2, "3": 2}
     with pytest.raises(utils.V2SError, match="no value for net 3"):
-        reproduce.per_net("0=paper", ["0", "3"], "--grid", reproduce._grid_name)
+        plan.per_net("0=paper", ["0", "3"], "--grid", plan.grid_name)
     with pytest.raises(utils.V2SError, match="--grid huge"):
-        reproduce.per_net("huge", ["0"], "--grid", reproduce._grid_name)
+        plan.per_net("huge", ["0"], "--grid", plan.grid_name)
 
 
 def test_tfa_runs_at_two_optimisers_have_their_own_names_configs_and_columns(tmp_path):
-    paper, fair = [s for s in reproduce.plan_runs(ROWS, ["0"], "small", 1, 1, None, tfa=True) if s.mod == "tfa"]
+    paper, fair = [s for s in plan.plan_runs(ROWS, ["0"], "small", 1, 1, None, tfa=True) if s.mod == "tfa"]
     assert paper.name == "Toy_net0_tfa_seed0_eps1" and fair.name == "Toy_net0_tfa-adam1e-3_seed0_eps1"
-    config = reproduce.config_for(fair, str(tmp_path))
+    config = stack.config_for(fair, str(tmp_path))
     assert (config.lr, config.lr_decay) == (1e-3, 0.0)
     record = {"config": {"mod": "tfa", "net": "0", "lr": config.lr, "lr_decay": config.lr_decay}}
-    assert reproduce.column_key(record) == "tfa-adam1e-3"
-    assert reproduce.column_key({"config": {"mod": "tfa", "net": "0", "lr": 0.05, "lr_decay": 0.48}}) == "tfa"
+    assert protocols.column_key(record) == "tfa-adam1e-3"
+    assert protocols.column_key({"config": {"mod": "tfa", "net": "0", "lr": 0.05, "lr_decay": 0.48}}) == "tfa"
 
 
 def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_revision():
@@ -376,11 +376,11 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
         (n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "runs": 1, "seconds": 1.0}
         for n, a in (("FordB", 0.7), ("ECG200", 0.855), ("Coffee", 0.99))
     }
-    lines, _ = reproduce.build_table(rows, scores, ["0"], "honest")
+    lines, _ = tables.build_table(rows, scores, ["0"], "honest")
     assert [line["flag"] for line in lines] == ["artefact", "revised V2Sa 85.5", ""]
     gaps = {
         (g["rows"], g["column"]): g
-        for g in reproduce.paper_gaps(lines, "all") + reproduce.paper_gaps(reproduce.unflagged(lines), "unflagged")
+        for g in tables.paper_gaps(lines, "all") + tables.paper_gaps(tables.unflagged(lines), "unflagged")
     }
     everything, kept = gaps[("all", "ours V2Sa (original)")], gaps[("unflagged", "ours V2Sa (original)")]
     assert everything["datasets"] == 3 and everything["mean gap"] == pytest.approx((70 + 85.5 + 99) / 3 - 287 / 3)
@@ -390,12 +390,12 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
 
 def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
     write_toy(tmp_path, name="MyToy")
-    rows, skipped = reproduce.select_datasets("MyToy", str(tmp_path))
+    rows, skipped = plan.select_datasets("MyToy", str(tmp_path))
     assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24
     scores = {
         ("MyToy", "0"): {"honest": [0.8], "setting-on-test": [0.9], "original": [0.95], "runs": 4, "seconds": 1.0}
     }
-    lines, summary = reproduce.build_table(rows, scores, ["0"], "honest")
+    lines, summary = tables.build_table(rows, scores, ["0"], "honest")
     assert "paper V2Sa" not in lines[0] and summary["ours V2Sa (original)"]["wins"] == 0
-    text = reproduce.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
+    text = tables.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
     assert "| MyToy | 2 |  | 80.00 ± 0.00 | 90.00 ± 0.00 | 95.00 ± 0.00 |" in text

@@ -1,0 +1,139 @@
+"""Scores of the runs per (dataset, table column) under the three protocols, named by what they choose on
+TEST: honest (nothing: epoch and setting on validation), setting-on-test (the setting) and original (the
+epoch and the setting, what the original code printed); and the Rocket baselines' scores. Accuracies are
+fractions (0-1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from sweep.plan import TFA_OPTIMISERS, tfa_key
+
+PROTOCOLS = ("honest", "setting-on-test", "original")
+TFA_PROTOCOLS = ("honest", "original")  # one setting: setting-on-test is honest
+BASELINE_COLUMNS = {"minirocket": "MiniRocket", "multirocket": "MultiRocket"}  # score key -> table column
+
+
+def column_key(record: dict) -> str:
+    """The table column a run belongs to: the net ("0", "3"), "tfa" (the paper's optimiser) or
+    "tfa-adam1e-3" (a TFa optimiser of `TFA_OPTIMISERS` by its recorded lr and decay)."""
+    cfg = record["config"]
+    if str(cfg.get("mod")) != "tfa":
+        return str(cfg["net"])
+    for name, (lr, lr_decay, _) in TFA_OPTIMISERS.items():
+        if cfg.get("lr", 0.05) == lr and cfg.get("lr_decay", 0.48) == lr_decay:
+            return tfa_key(name)
+    return f"tfa-lr{cfg['lr']:g}-decay{cfg['lr_decay']:g}"
+
+
+def _mean_curve(runs: list[dict], key: str) -> np.ndarray | None:
+    """The per-epoch `history[key]` averaged over a setting's runs (its folds); None if a run lacks it."""
+    curves = [r.get("history", {}).get(key) for r in runs]
+    if any(not c for c in curves) or len({len(c) for c in curves}) != 1:
+        return None
+    return np.mean(np.asarray(curves, dtype=float), axis=0)
+
+
+def protocol_scores(records: list[dict]) -> dict:
+    """Per (dataset, column): TEST accuracies per seed under the three protocols (see the module docstring).
+
+    A setting's score is the mean over its folds (one "fold" without --folds); its per-epoch TEST curve is
+    the mean of its folds' `history.test_accuracy`. Per seed:
+    - honest: the setting with the lowest (fold-mean) validation cross-entropy, its (fold-mean) TEST
+      accuracy at the epochs chosen on validation;
+    - setting-on-test: the highest (fold-mean) TEST accuracy over the settings, epochs chosen on validation;
+    - original: the highest TEST accuracy over the settings AND the epochs (of the fold-mean curve).
+      Only where every run of the seed has the per-epoch TEST history (older records have none).
+    Returns {(dataset, column): {"honest": [...], "setting-on-test": [...], "original": [...] (only if
+    every seed has it), "settings": [...] (the honest choice per seed), "original_choice": [{"dr", "seg",
+    "epoch"} per seed], "seeds": [...], "runs": n, "seconds": s}}, lists in `seeds` order.
+    """
+    groups: dict = {}
+    for rec in records:
+        cfg = rec["config"]
+        key = (rec["dataset"]["name"], column_key(rec))
+        groups.setdefault(key, {}).setdefault(cfg["seed"], {}).setdefault((cfg["dr"], cfg["seg"]), []).append(rec)
+    scores = {}
+    for key, by_seed in groups.items():
+        result = {
+            "honest": [],
+            "setting-on-test": [],
+            "original": [],
+            "settings": [],
+            "original_choice": [],
+            "seeds": sorted(by_seed),
+            "runs": 0,
+            "seconds": 0.0,
+        }
+        for seed in result["seeds"]:
+            summary, curves = {}, {}
+            for setting, members in sorted(by_seed[seed].items()):
+                result["runs"] += len(members)
+                result["seconds"] += sum(r["wall_time_s"]["total"] for r in members)
+                summary[setting] = (
+                    float(np.mean([r["metrics"].get("validation", {}).get("ce", np.inf) for r in members])),
+                    float(np.mean([r["metrics"]["test"]["accuracy"] for r in members])),
+                )
+                curves[setting] = _mean_curve(members, "test_accuracy")
+            choice = min(summary, key=lambda s: (summary[s][0], s))
+            result["honest"].append(summary[choice][1])
+            result["settings"].append({"dr": choice[0], "seg": choice[1]})
+            result["setting-on-test"].append(max(test for _, test in summary.values()))
+            if all(c is not None for c in curves.values()):
+                best = max(curves, key=lambda s: (curves[s].max(), s))
+                epoch = int(np.argmax(curves[best]))
+                result["original"].append(float(curves[best][epoch]))
+                result["original_choice"].append({"dr": best[0], "seg": best[1], "epoch": epoch + 1})
+        if len(result["original"]) < len(result["seeds"]):
+            del result["original"], result["original_choice"]
+        scores[key] = result
+    return scores
+
+
+def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir, methods=("minirocket",)) -> dict:
+    """Each Rocket baseline's test accuracy per (dataset, method): {"values": [...] per seed, "seconds": s}.
+
+    `methods`: keys of `baselines.METHODS`. Each (dataset, method, seed) result is kept in
+    `<out>/baselines/` and reused, like the runs. Without aeon installed, prints why and returns {}.
+    """
+    import importlib.util
+
+    import baselines
+    import ts_dataloader
+
+    if not methods:
+        return {}
+    if importlib.util.find_spec("aeon") is None:
+        print("Rocket baseline columns left out: aeon is not installed (pip install -r requirements-extras.txt)")
+        return {}
+    folder = Path(out) / "baselines"
+    scores = {}
+    for row in rows:
+        for method in methods:
+            label = BASELINE_COLUMNS[method]
+            values, seconds = [], 0.0
+            for seed in range(seeds):
+                path = folder / f"{row['ucr_name']}_{method}_seed{seed}.json"
+                if not path.exists():
+                    try:
+                        data = ts_dataloader.load_dataset(row["ucr_name"], data_dir, download=False)
+                        result = baselines.rocket(data, seed, method)
+                    except Exception as err:  # this dataset only
+                        print(f"{row['ucr_name']} {label} failed: {type(err).__name__}: {err}".splitlines()[0])
+                        break
+                    utils.atomic_write_json(path, {"dataset": row["ucr_name"], **result, "versions": utils.versions()})
+                    print(
+                        f"{row['ucr_name']} {label} seed{seed}: test_acc {result['accuracy']:.4f} "
+                        f"({result['fit_seconds']:.0f}s)",
+                        flush=True,
+                    )
+                result = json.loads(path.read_text())
+                values.append(result["accuracy"])
+                seconds += result["fit_seconds"]
+            if len(values) == seeds:
+                scores[(row["ucr_name"], method)] = {"values": values, "seconds": seconds}
+    return scores
