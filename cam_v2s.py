@@ -258,13 +258,15 @@ def run_for_series(args) -> Path:
 
 
 def run_for_audio(args) -> Path:
+    import am_weights
+    import speech_data
     import speech_models
 
     path = Path(args.audio)
     if not path.is_file():
         raise V2SError(f"--audio {path}: no such file")
-    clip = speech_models.read_clip(path)
-    am, info = speech_models.load_am(args.net if args.net is not None else "0", args.am_weights)
+    clip = speech_data.read_clip(path)
+    am, info = am_weights.load_am(args.net if args.net is not None else "0", args.am_weights)
     mel, attention, cams, scores = analyse(am, clip, cam_layers(args.layer), method=args.method)
     top = int(np.argmax(scores))
     word = path.parent.name if path.parent.name in speech_models.SOURCE_CLASSES else "?"

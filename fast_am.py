@@ -83,7 +83,7 @@ def accelerate(am, **options):
     """The fast training path of a frozen mel AM: same input (batch, 16000) and output (batch, 36).
 
     Args:
-        am: a V2Sa/V2Su model from `speech_models.build_am`/`load_am` (weights loaded). Other models
+        am: a V2Sa/V2Su model from `speech_models.build_am`/`am_weights.load_am` (weights loaded). Other models
             are returned unchanged.
         options: `lstm` ("fused", the default, or "keras": the AM's own Bidirectional layers), see
             `FastBody`.

@@ -78,8 +78,8 @@ def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[
 
 def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: Path) -> Path:
     """Train one stack and write its record (settings, histories incl. per-epoch TEST, chosen epochs)."""
+    import am_weights
     import multi_program
-    import speech_models
     import ts_dataloader
 
     path = out / "runs" / f"{runs.fidelity_stack_name(dataset, schedule, seed, eps)}.json"
@@ -89,7 +89,7 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     utils.setup_tensorflow(seed=seed)
     data = ts_dataloader.load_dataset(dataset, data_dir, download=False)
     x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, 0.2, seed)
-    am, info = speech_models.load_am("v2sa")
+    am, info = am_weights.load_am("v2sa")
     am.trainable = False
     settings, maps = zip(*settings_for(schedule, data.n_classes, data.length, seed))
     results = multi_program.train_programs(

@@ -16,7 +16,7 @@ Evaluation prints per-word results, then as its last two lines `accuracy_36=<fra
 that word). Training writes <out>/<name>.weights.h5, the model card <out>/<name>.json and
 results/am_<name>_confusion.png, and prints the held-out accuracies last.
 
-The work is done by `am_training` (corpus, distill, card); this file is the command line.
+The work is done by `am_training` (speech_split, corpus, distill, card); this file is the command line.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the offline fallback of --net 0), v2su (3), cnn1d (5) or cnn1d_small (6)",
     )
     parser.add_argument("--eval-dir", help="only evaluate: a Speech-Commands-layout folder to score")
-    parser.add_argument("--am-weights", help="evaluation: weights file (default: the usual search, see speech_models)")
+    parser.add_argument("--am-weights", help="evaluation: weights file (default: the usual search, see am_weights)")
     parser.add_argument("--batch-size", type=int, default=64, help="clips per batch (evaluation and training)")
     train = parser.add_argument_group("training")
     train.add_argument(
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--teacher",
         default=None,
-        help="weights of the teacher V2Sa (default: speech_models' search for the original "
+        help="weights of the teacher V2Sa (default: am_weights' search for the original "
         "model-attRNN.h5); 'none' trains on hard labels only",
     )
     train.add_argument(
@@ -218,7 +218,7 @@ def train_model(args) -> dict:
     utils.setup_tensorflow(seed=args.seed)
     import keras
 
-    from am_training import card, corpus, distill  # after TensorFlow's environment is set
+    from am_training import card, corpus, distill, speech_split  # after TensorFlow's environment is set
 
     name = training_name(args.net)
     arch = arch_of(name)
@@ -229,8 +229,8 @@ def train_model(args) -> dict:
 
     corpus_dirs = args.corpus_dir if args.corpus_dir is not None else [str(SHARED_DIR / "speech" / "gsc")]
     fsdd_holdout = {s.strip() for s in args.fsdd_holdout.split(",") if s.strip()}
-    speech = corpus.load_speech(
-        [d for d in corpus_dirs if not corpus.is_none(d)], args.fsdd_dir, fsdd_holdout, args.seed
+    speech = speech_split.load_speech(
+        [d for d in corpus_dirs if not speech_split.is_none(d)], args.fsdd_dir, fsdd_holdout, args.seed
     )
     teacher = distill.load_teacher(args.teacher)
     if teacher is not None:
@@ -338,13 +338,15 @@ def train_model(args) -> dict:
 
 def evaluate(args) -> int:
     utils.setup_tensorflow()
+    import am_weights
+    import speech_data
     import speech_models
 
     net = speech_models.resolve_net(args.net)
-    speech_models.scan_folder(args.eval_dir)
-    model, info = speech_models.load_am(net, args.am_weights)
+    speech_data.scan_folder(args.eval_dir)
+    model, info = am_weights.load_am(net, args.am_weights)
     print(f"model {info.name}: {info.path} ({info.source}, sha256 {info.sha256[:12]}, original={info.original})")
-    result = speech_models.predict_folder(model, args.eval_dir, batch_size=args.batch_size)
+    result = speech_data.predict_folder(model, args.eval_dir, batch_size=args.batch_size)
     for line in format_per_class(result["per_class"]):
         print(line)
     print(

@@ -8,7 +8,7 @@
   Wasserstein distance between its logits on source speech and on reprogrammed series (`swd`, built on
   `sliced_wasserstein_distance`).
 
-Keras, the AMs (speech_models) and POT are imported when a probe runs, so a script can import this
+Keras, the AMs and speech clips (speech_data) and POT are imported when a probe runs, so a script can import this
 module before `utils.setup_tensorflow()`.
 """
 
@@ -159,7 +159,7 @@ def speech_sample(folder=None, n: int = N_SPEECH, seed: int = 0) -> tuple[np.nda
     Raises:
         V2SError: no folder given and none found, or the folder holds no clip.
     """
-    import speech_models
+    import speech_data
 
     folder = folder or default_speech_dir()
     if folder is None:
@@ -167,11 +167,11 @@ def speech_sample(folder=None, n: int = N_SPEECH, seed: int = 0) -> tuple[np.nda
             "no source speech folder: pass --speech-dir (a Speech-Commands-layout folder, <word>/*.wav) "
             "or set V2S_SPEECH_DIR"
         )
-    clips, _ = speech_models.scan_folder(folder)
+    clips, _ = speech_data.scan_folder(folder)
     order = np.random.default_rng(seed).permutation(len(clips))
     if n and n < len(clips):
         order = np.sort(order[:n])
-    waves = np.stack([speech_models.read_clip(clips[i][0]) for i in order])
+    waves = np.stack([speech_data.read_clip(clips[i][0]) for i in order])
     return waves, np.array([clips[i][1] for i in order])
 
 

@@ -289,6 +289,7 @@ def load_run(
         V2SError: no such run, a flag that disagrees, or data that is not the run's (name or length).
     """
     utils.setup_tensorflow()
+    import am_weights
     import speech_models
     import ts_dataloader
     import ts_model
@@ -308,7 +309,7 @@ def load_run(
     model = ts_model.build_v2s(
         am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"], cfg["dropout"], cfg["l2"], mask
     )
-    speech_models.load_weights(model, weights)
+    am_weights.load_weights(model, weights)
     return model, record, data
 
 

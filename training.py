@@ -18,12 +18,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import am_weights
 import fast_am
 import fitting
 import probes
 import reporting
 import runs
-import speech_models
 import ts_dataloader
 import ts_model
 import utils
@@ -113,7 +113,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     """Train and evaluate one V2S model; write its record, curves and weights.
 
     Args:
-        am: an already built source AM (tests pass a small one); default: `speech_models.load_am`.
+        am: an already built source AM (tests pass a small one); default: `am_weights.load_am`.
     Returns:
         the run record (`runs.RunRecord`, also written to `<results_dir>/<run>.json`) and `results`, its path.
     """
@@ -133,7 +133,7 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     mask = ts_model.MaskSpec(data.length, program.seg, program.offset) if program.mask else None
 
     if am is None:
-        am, am_info = speech_models.load_am(config.net, config.am_weights)
+        am, am_info = am_weights.load_am(config.net, config.am_weights)
     model = _build_model(config, am, data.n_classes, program, mask)
     compile_model(model, config.lr, config.lr_decay)
 

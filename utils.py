@@ -77,6 +77,12 @@ def run_cli(main) -> None:
     sys.exit(status or 0)
 
 
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, without Keras's dump of variable values, at most `limit` chars."""
+    text = " ".join(str(err).split()).split(" Target variable:")[0] or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+import speech_data
 import speech_models
 import utils
-from am_training.corpus import Corpus, CorpusRecipe, SpeechData
+from am_training.corpus import Corpus, CorpusRecipe
 from am_training.distill import Teacher
+from am_training.speech_split import SpeechData
 
 HELDOUT = ("gsc_test_split", "gsc_unseen_speakers", "fsdd_heldout_speakers")  # the card's accuracy keys
 
@@ -29,8 +31,8 @@ def score_items(model, items: list, batch_size: int = 64) -> dict:
     if not items:
         return {"n": 0, "accuracy_36": float("nan"), "n_core10": 0, "accuracy_core10": float("nan")}
     labels = np.array([label for _, label, _ in items])
-    predicted = speech_models.predict_clips(model, [path for path, _, _ in items], batch_size)
-    scores = speech_models.accuracies(labels, predicted)
+    predicted = speech_data.predict_clips(model, [path for path, _, _ in items], batch_size)
+    scores = speech_data.accuracies(labels, predicted)
     return {
         "n": int(len(items)),
         "speakers": len({i[-1] for i in items}),
@@ -170,7 +172,7 @@ def make_card(
             **corpus.speakers,
             "fsdd_heldout_speakers": sorted(speech.fsdd_holdout) if fsdd else [],
             "train_eval_speakers_disjoint": True,
-        },  # corpus.load_speech refuses a shared speaker
+        },  # speech_split.load_speech refuses a shared speaker
         "voices": [v["id"] for v in corpus.voices],
         "epochs": history["epochs_run"],
         "epochs_planned": epochs_planned,

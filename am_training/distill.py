@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+import am_weights
 import speech_models
 import utils
-from am_training.corpus import is_none
+from am_training.speech_split import is_none
 from speech_models import N_FRAMES, N_MELS
 from utils import WAVE_LEN, V2SError
 
@@ -68,7 +69,7 @@ class Teacher:
 
     model: keras.Model
     body: keras.Model
-    info: speech_models.AMInfo
+    info: am_weights.AMInfo
 
     def on(self, kind: str) -> keras.Model:
         """The teacher for a student's input kind: "wave" -> `model`, "mel" -> `body`."""
@@ -76,13 +77,13 @@ class Teacher:
 
 
 def load_teacher(path: str | None) -> Teacher | None:
-    """The V2Sa at `path` (None: speech_models' search for the original), or None for 'none'.
+    """The V2Sa at `path` (None: am_weights' search for the original), or None for 'none'.
 
     Raises V2SError if only the locally trained fallback is found: it is no teacher.
     """
     if path is not None and is_none(path):
         return None
-    model, info = speech_models.load_am("v2sa", path)
+    model, info = am_weights.load_am("v2sa", path)
     if info.source == "local_fallback":
         raise V2SError("no original V2Sa found to distil from (only the local fallback): pass --teacher PATH or 'none'")
     body = speech_models.build_body("v2sa")

@@ -38,10 +38,10 @@ def main(argv=None) -> int:
     tf = utils.setup_tensorflow(seed=0)
     import numpy as np
 
+    import am_weights
     import fast_am
-    import speech_models
 
-    am, _ = speech_models.load_am("v2sa", args.am_weights)
+    am, _ = am_weights.load_am("v2sa", args.am_weights)
     am.trainable = False
     body = fast_am.FastBody(am, lstm=args.lstm)
     rng = np.random.default_rng(0)

@@ -226,19 +226,20 @@ def main(argv=None) -> int:
     tf = utils.setup_tensorflow(seed=0)
     import numpy as np
 
+    import am_weights
     import speech_models
 
     weights = args.am_weights
     shared = Path(__file__).resolve().parent.parent.parent / "shared"
     if weights is None and not os.environ.get("V2S_AM_DIR") and (shared / "am" / "model-attRNN.h5").is_file():
         weights = str(shared / "am" / "model-attRNN.h5")
-    am, info = speech_models.load_am("v2sa", weights)
+    am, info = am_weights.load_am("v2sa", weights)
     am.trainable = False
     waveform_am = None
     if args.cnn1d_small:
         waveform_am = speech_models.build_am("cnn1d_small")
         if (utils.PROJECT_DIR / "weight" / "cnn1d_small.weights.h5").is_file():
-            waveform_am, _ = speech_models.load_am("cnn1d_small")
+            waveform_am, _ = am_weights.load_am("cnn1d_small")
         waveform_am.trainable = False
     print(
         f"AM {info.name} ({info.source}, original weights: {info.original}); TF {tf.__version__}; "

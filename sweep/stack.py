@@ -80,9 +80,9 @@ _AM_CACHE: dict = {}
 def _source_am(net: str):
     """The frozen source AM of `net`, loaded once per process."""
     if net not in _AM_CACHE:
-        import speech_models
+        import am_weights
 
-        am, info = speech_models.load_am(net)
+        am, info = am_weights.load_am(net)
         am.trainable = False
         _AM_CACHE[net] = (am, info)
     return _AM_CACHE[net]

@@ -20,9 +20,9 @@ def original_v2sa():
     """The original pretrained V2Sa (de Andrade et al.) read from ../shared/am, built once."""
     if not AM_FILE.exists():
         pytest.skip(f"{AM_FILE} not present")
-    import speech_models
+    import am_weights
 
-    model, info = speech_models.load_am("v2sa", am_weights=str(AM_FILE))
+    model, info = am_weights.load_am("v2sa", am_weights=str(AM_FILE))
     return model, info
 
 

@@ -80,6 +80,16 @@ def test_the_graph_sees_lazy_imports_and_the_known_modules():
     assert "multi_program" in graph["sweep.stack"]  # imported inside a function only
     assert {"sweep.executor", "sweep.tables"} <= graph["reproduce"]
     assert "training" in graph["v2s_main"]
+    assert {"speech_models", "am_weights", "speech_data", "am_training.speech_split", "am_training.corpus"} <= set(
+        graph
+    )
+
+
+def test_the_am_architectures_import_neither_their_weights_nor_speech_data():
+    graph = import_graph()
+    assert "speech_models" in graph["am_weights"] and "speech_models" in graph["speech_data"]
+    assert not {"am_weights", "speech_data"} & graph["speech_models"]
+    assert "am_training.corpus" not in graph["am_training.speech_split"]
 
 
 def test_no_library_imports_a_script():

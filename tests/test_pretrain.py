@@ -16,9 +16,11 @@ import tensorflow as tf
 from helpers import ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 
+import am_weights
 import pretrain_am
+import speech_data
 import speech_models as sm
-from am_training import card, corpus, distill
+from am_training import card, corpus, distill, speech_split
 from utils import V2SError
 
 WEIGHT_DIR = ROOT / "weight"
@@ -45,21 +47,21 @@ def _tiny_corpus(root: Path) -> Path:
 
 
 def test_speaker_of_gsc_fsdd_and_other_names():
-    assert corpus.speaker_of("gsc/yes/0bac8a71_nohash_0.wav") == "0bac8a71"
-    assert corpus.speaker_of("fsdd/7_jackson_12.wav") == "jackson"
-    assert corpus.speaker_of("tts/yes_v001.wav") == "yes_v001"
+    assert speech_split.speaker_of("gsc/yes/0bac8a71_nohash_0.wav") == "0bac8a71"
+    assert speech_split.speaker_of("fsdd/7_jackson_12.wav") == "jackson"
+    assert speech_split.speaker_of("tts/yes_v001.wav") == "yes_v001"
 
 
 def test_speaker_disjoint_split_keeps_every_clip_of_a_heldout_speaker_out():
     items = [(f"c{i}", i % 3, f"spk{i % 5}") for i in range(40)]
-    train, heldout = corpus.speaker_disjoint_split(items, {"spk1", "spk3"})
+    train, heldout = speech_split.speaker_disjoint_split(items, {"spk1", "spk3"})
     assert len(train) + len(heldout) == 40
     assert {i[-1] for i in heldout} == {"spk1", "spk3"}
     assert not {i[-1] for i in train} & {i[-1] for i in heldout}
 
 
 def test_split_holds_out_all_clips_of_test_list_speakers(tmp_path):
-    split = corpus.split_corpus_dirs([_tiny_corpus(tmp_path)])
+    split = speech_split.split_corpus_dirs([_tiny_corpus(tmp_path)])
     assert [Path(i[0]).name for i in split.test_split] == ["ffff0006_nohash_0.wav"]
     assert {i[-1] for i in split.unseen} == {"ffff0006"} and len(split.unseen) == 3
     assert "ffff0006" not in {i[-1] for i in split.train} and len(split.train) == 15
@@ -68,14 +70,14 @@ def test_split_holds_out_all_clips_of_test_list_speakers(tmp_path):
 def test_split_without_test_list_holds_out_random_speakers(tmp_path):
     folder = _tiny_corpus(tmp_path)
     (folder / "testing_list.txt").unlink()
-    split = corpus.split_corpus_dirs([folder], seed=3)
+    split = speech_split.split_corpus_dirs([folder], seed=3)
     assert len({i[-1] for i in split.unseen}) == 1  # 20 % of 6 speakers, at least one
     assert not {i[-1] for i in split.train} & {i[-1] for i in split.unseen}
 
 
 @needs(SPEECH_DIR / "gsc")
 def test_shared_gsc_test_split_speakers_never_train():
-    split = corpus.split_corpus_dirs([SPEECH_DIR / "gsc"])
+    split = speech_split.split_corpus_dirs([SPEECH_DIR / "gsc"])
     assert len(split.test_split) == 342
     assert not {i[-1] for i in split.train} & {i[-1] for i in split.unseen}
     assert len(split.train) + len(split.unseen) == 671
@@ -83,11 +85,11 @@ def test_shared_gsc_test_split_speakers_never_train():
 
 @needs(SPEECH_DIR / "fsdd")
 def test_fsdd_holdout_speaker_and_word_labels():
-    train, heldout = corpus.fsdd_items(SPEECH_DIR / "fsdd", {"nicolas"})
+    train, heldout = speech_split.fsdd_items(SPEECH_DIR / "fsdd", {"nicolas"})
     assert {i[-1] for i in heldout} == {"nicolas"} and len(heldout) == 500
     assert "nicolas" not in {i[-1] for i in train}
     labels = {sm.SOURCE_CLASSES[label] for _, label, _ in train}
-    assert labels == set(corpus.FSDD_WORDS)
+    assert labels == set(speech_split.FSDD_WORDS)
 
 
 def test_place_crops_to_the_active_part_with_a_margin_and_centres_without_jitter():
@@ -131,7 +133,7 @@ def test_read_noises_keeps_whole_files_longer_than_a_second(tmp_path):
     wavfile.write(tmp_path / "long.wav", 8000, np.round(rng.normal(0, 0.1, 12000) * 32767).astype(np.int16))
     wavfile.write(tmp_path / "short.wav", 16000, np.zeros(8000, np.int16))
     (noise,) = corpus.read_noises(tmp_path)
-    np.testing.assert_array_equal(noise, sm.read_wav(tmp_path / "long.wav"))
+    np.testing.assert_array_equal(noise, speech_data.read_wav(tmp_path / "long.wav"))
     assert len(noise) == 24000  # 1.5 s resampled to 16 kHz, not cut to 1 s
     (tmp_path / "long.wav").unlink()
     with pytest.raises(V2SError, match="no WAV file longer than 1 s"):
@@ -139,14 +141,14 @@ def test_read_noises_keeps_whole_files_longer_than_a_second(tmp_path):
 
 
 def test_corpus_key_depends_on_the_recipe_and_the_clips():
-    split = corpus.SpeechSplit(train=[("a.wav", 1, "s1")])
+    split = speech_split.SpeechSplit(train=[("a.wav", 1, "s1")])
     recipe = corpus.CorpusRecipe(noise_dir="none", seed=0)
     key = corpus.corpus_key(recipe, split, [])
     assert re.fullmatch(r"[0-9a-f]{16}", key) and key == corpus.corpus_key(
         corpus.CorpusRecipe(noise_dir="none"), split, []
     )
     assert key != corpus.corpus_key(corpus.CorpusRecipe(noise_dir="none", seed=1), split, [])
-    assert key != corpus.corpus_key(recipe, corpus.SpeechSplit(train=[("b.wav", 1, "s1")]), [])
+    assert key != corpus.corpus_key(recipe, speech_split.SpeechSplit(train=[("b.wav", 1, "s1")]), [])
 
 
 def test_training_names():
@@ -348,9 +350,9 @@ def test_recalibrated_batchnorm_holds_the_clean_batch_statistics():
 def test_score_items_agrees_with_predict_folder(tmp_path):
     folder = _tiny_corpus(tmp_path)
     model = _tiny_wave_am()
-    items = [(str(path), label, corpus.speaker_of(path)) for path, label in sm.scan_folder(folder)[0]]
+    items = [(str(path), label, speech_split.speaker_of(path)) for path, label in speech_data.scan_folder(folder)[0]]
     result = card.score_items(model, items, batch_size=4)
-    want = sm.predict_folder(model, folder, batch_size=5)
+    want = speech_data.predict_folder(model, folder, batch_size=5)
     np.testing.assert_array_equal(result["predicted"], want["predicted"])
     assert (result["n"], result["speakers"], result["n_core10"]) == (18, 6, 18)  # yes, no, up: core words
     assert result["accuracy_36"] == want["accuracy_36"] and result["accuracy_core10"] == want["accuracy_core10"]
@@ -423,7 +425,7 @@ def test_tiny_end_to_end_pretrain_writes_weights_and_card(tmp_path, capsys):
         card["wall_time_seconds_all_runs"]
     ]
     model = sm.build_am("v2sa")
-    sm.load_weights(model, tmp_path / "weight" / "v2sa_local.weights.h5")
+    am_weights.load_weights(model, tmp_path / "weight" / "v2sa_local.weights.h5")
     (ckpt,) = (tmp_path / "cache" / "ckpt").iterdir()  # the resumable checkpoint
     assert distill.completed_epochs(ckpt / "backup") == 1
 
@@ -534,7 +536,7 @@ def test_shipped_weights_load_and_the_documented_accuracies_are_the_cards(name, 
         assert [cell.strip() for cell in row.split("|")][5:8] == cells
     model = sm.build_am(pretrain_am.arch_of(name))
     fresh = [w.copy() for w in model.get_weights()]
-    sm.load_weights(model, weights)
+    am_weights.load_weights(model, weights)
     assert model.count_params() == params
     assert not all(np.array_equal(a, b) for a, b in zip(fresh, model.get_weights()))
 
@@ -545,7 +547,7 @@ def test_shipped_weights_score_their_cards_test_split_accuracy(name):
     """The weights as loaded today reproduce the card's TEST-split scores (342 clips)."""
     weights, card_ = _shipped(name)
     model = sm.build_am(pretrain_am.arch_of(name))
-    sm.load_weights(model, weights)
-    split = corpus.split_corpus_dirs([SPEECH_DIR / "gsc"])
+    am_weights.load_weights(model, weights)
+    split = speech_split.split_corpus_dirs([SPEECH_DIR / "gsc"])
     got = card.public(card.score_items(model, split.test_split))
     assert got == card_["accuracy"]["gsc_test_split"]

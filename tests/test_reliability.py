@@ -232,8 +232,8 @@ TINY_AM_MAIN = "\n".join(
     [
         "import sys",
         f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]",
-        "import helpers, speech_models, utils, v2s_main",
-        "speech_models.load_am = lambda net, am_weights=None: (helpers.make_tiny_am(), dict(helpers.TINY_AM_INFO))",
+        "import am_weights, helpers, utils, v2s_main",
+        "am_weights.load_am = lambda net, am_weights=None: (helpers.make_tiny_am(), dict(helpers.TINY_AM_INFO))",
         "utils.run_cli(lambda: v2s_main.main(sys.argv[1:]))",
     ]
 )

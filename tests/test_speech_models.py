@@ -1,4 +1,5 @@
-"""Specifications of speech_models.py (the source acoustic models) and pretrain_am.py --eval-dir."""
+"""Specifications of the source acoustic models: their architectures (speech_models.py), weights (am_weights.py),
+speech folders (speech_data.py) and pretrain_am.py --eval-dir."""
 
 import re
 import shutil
@@ -14,6 +15,8 @@ from helpers import AM_FILE, ROOT, SPEECH_DIR, needs
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+import am_weights
+import speech_data
 import speech_models as sm
 import utils
 from utils import V2SError
@@ -171,7 +174,7 @@ def test_front_end_matches_tf_signal_reference(original_v2sa):
     Tolerance 1e-4: both are float32 with the same ops; only reduction order may differ.
     """
     model, _ = original_v2sa
-    waves = np.stack([sm.read_clip(path) for path in core_clips(1)])
+    waves = np.stack([speech_data.read_clip(path) for path in core_clips(1)])
     front = keras.Model(model.input, model.get_layer("mel_stft").output)
     got = front.predict_on_batch(waves)[..., 0]
     spec = tf.abs(tf.signal.stft(waves, 1024, 128, 1024, window_fn=tf.signal.hann_window, pad_end=True))
@@ -187,8 +190,8 @@ def test_front_end_matches_tf_signal_reference(original_v2sa):
 def test_original_weights_classify_gsc(original_v2sa):
     """All 671 clips (400 core-word) of ../shared/speech/gsc: ~4 s on 2 cores, so not marked slow."""
     model, info = original_v2sa
-    assert info.original and info.sha256 == sm.AM_SHA256 and info.source == "argument"
-    result = sm.predict_folder(model, GSC)
+    assert info.original and info.sha256 == am_weights.AM_SHA256 and info.source == "argument"
+    result = speech_data.predict_folder(model, GSC)
     assert result["n_core10"] == 400
     assert result["accuracy_core10"] >= 0.90
     assert result["accuracy_36"] >= 0.85
@@ -204,7 +207,7 @@ def test_all_zero_waveform_gives_finite_scores(original_v2sa):
 @needs(GSC)
 def test_frozen_model_batchnorm_runs_in_inference_mode(original_v2sa):
     model, _ = original_v2sa
-    waves = np.stack([sm.read_clip(path) for path in core_clips(1)[:4]])
+    waves = np.stack([speech_data.read_clip(path) for path in core_clips(1)[:4]])
     conv_block = keras.Model(model.input, model.get_layer("batch_normalization_1").output)
     model.trainable = False
     try:
@@ -270,7 +273,7 @@ def test_bad_weight_files_raise_one_line_and_load_nothing(make, message, blank_v
     make(path)
     before = [v.numpy() for v in blank_v2sa.weights]
     with pytest.raises(V2SError, match=message) as err:
-        sm.load_weights(blank_v2sa, path)
+        am_weights.load_weights(blank_v2sa, path)
     assert_one_line_about(err, path)
     for variable, value in zip(blank_v2sa.weights, before):
         np.testing.assert_array_equal(variable.numpy(), value)
@@ -278,14 +281,14 @@ def test_bad_weight_files_raise_one_line_and_load_nothing(make, message, blank_v
 
 def test_missing_weights_file(blank_v2sa, tmp_path):
     with pytest.raises(V2SError, match="no such weights file"):
-        sm.load_weights(blank_v2sa, tmp_path / "absent.h5")
+        am_weights.load_weights(blank_v2sa, tmp_path / "absent.h5")
 
 
 def test_keras3_weights_round_trip(original_v2sa, tmp_path):
     model, _ = original_v2sa
     model.save_weights(tmp_path / "v2sa_local.weights.h5")
     copy = sm.build_am("v2sa")
-    sm.load_weights(copy, tmp_path / "v2sa_local.weights.h5")
+    am_weights.load_weights(copy, tmp_path / "v2sa_local.weights.h5")
     x = np.random.default_rng(1).uniform(-0.3, 0.3, (2, 16000)).astype(np.float32)
     np.testing.assert_allclose(copy.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
 
@@ -295,7 +298,7 @@ def test_keras3_weights_of_another_model_refused_and_rolled_back(blank_v2sa, bla
     blank_v2su.save_weights(path)
     before = [v.numpy() for v in blank_v2sa.weights]
     with pytest.raises(V2SError, match="cannot load into model 'v2sa'") as err:
-        sm.load_weights(blank_v2sa, path)
+        am_weights.load_weights(blank_v2sa, path)
     assert_one_line_about(err, path)
     for variable, value in zip(blank_v2sa.weights, before):
         np.testing.assert_array_equal(variable.numpy(), value)
@@ -323,25 +326,25 @@ def test_weight_resolution_order(places, tmp_path, monkeypatch):
     cached = places["keras"] / "models" / "model-attRNN.h5"
     cached.parent.mkdir()
     shutil.copy(AM_FILE, cached)
-    assert sm.find_weights("v2sa") == (cached, "keras_cache")
+    assert am_weights.find_weights("v2sa") == (cached, "keras_cache")
 
     in_weight_dir = places["project"] / "weight" / "model-attRNN.h5"
     in_weight_dir.write_bytes(b"x")
-    assert sm.find_weights("v2sa") == (in_weight_dir, "weight_dir")
+    assert am_weights.find_weights("v2sa") == (in_weight_dir, "weight_dir")
 
     in_env_dir = places["env"] / "model-attRNN.h5"
     in_env_dir.write_bytes(b"x")
     monkeypatch.setenv("V2S_AM_DIR", str(places["env"]))
-    assert sm.find_weights("v2sa") == (in_env_dir, "env")
+    assert am_weights.find_weights("v2sa") == (in_env_dir, "env")
 
     argument = tmp_path / "mine.h5"
     argument.write_bytes(b"x")
-    assert sm.find_weights(0, str(argument)) == (argument, "argument")
+    assert am_weights.find_weights(0, str(argument)) == (argument, "argument")
 
 
 def test_missing_argument_file_is_an_error(places, tmp_path):
     with pytest.raises(V2SError, match="--am-weights .*no such file"):
-        sm.find_weights("v2sa", str(tmp_path / "absent.h5"))
+        am_weights.find_weights("v2sa", str(tmp_path / "absent.h5"))
 
 
 def test_cache_with_wrong_hash_is_not_used(places):
@@ -349,16 +352,16 @@ def test_cache_with_wrong_hash_is_not_used(places):
     cached.parent.mkdir()
     cached.write_bytes(b"stale")
     with pytest.raises(V2SError):
-        sm.find_weights("v2sa")
+        am_weights.find_weights("v2sa")
 
 
 @needs(AM_FILE)
 def test_download_from_origin_checks_sha256(places, monkeypatch):
     monkeypatch.setenv("V2S_AM_ORIGIN", AM_FILE.as_uri())
-    model, info = sm.load_am("v2sa")
+    model, info = am_weights.load_am("v2sa")
     cached = places["keras"] / "models" / "model-attRNN.h5"
-    assert info == sm.AMInfo("v2sa", str(cached), sm.AM_SHA256, "download", True)
-    assert sm.find_weights("v2sa") == (cached, "keras_cache")
+    assert info == am_weights.AMInfo("v2sa", str(cached), am_weights.AM_SHA256, "download", True)
+    assert am_weights.find_weights("v2sa") == (cached, "keras_cache")
 
 
 def test_download_with_wrong_hash_is_refused(places, tmp_path, monkeypatch):
@@ -366,13 +369,13 @@ def test_download_with_wrong_hash_is_refused(places, tmp_path, monkeypatch):
     impostor.write_bytes(b"not the model")
     monkeypatch.setenv("V2S_AM_ORIGIN", impostor.as_uri())
     with pytest.raises(V2SError, match="refused: sha256 is not c73134a0"):
-        sm.find_weights("v2sa")
+        am_weights.find_weights("v2sa")
     assert not (places["keras"] / "models" / "model-attRNN.h5").exists()
 
 
 def test_offline_with_nothing_anywhere_says_where_to_put_the_file(places):
     with pytest.raises(V2SError) as err:
-        sm.find_weights("v2sa")
+        am_weights.find_weights("v2sa")
     message = str(err.value)
     assert "\n" not in message
     for needed in ("$V2S_AM_DIR", str(places["project"] / "weight"), "--am-weights", "offline/model-attRNN.h5"):
@@ -382,7 +385,7 @@ def test_offline_with_nothing_anywhere_says_where_to_put_the_file(places):
 def test_offline_uses_local_fallback_with_a_note(places, original_v2sa, capsys):
     fallback = places["project"] / "weight" / "v2sa_local.weights.h5"
     original_v2sa[0].save_weights(fallback)
-    model, info = sm.load_am("v2sa")
+    model, info = am_weights.load_am("v2sa")
     assert (info.source, info.original, info.path) == ("local_fallback", False, str(fallback))
     note = capsys.readouterr().err.strip()
     assert "\n" not in note and "not found" in note and "fallback" in note
@@ -390,7 +393,7 @@ def test_offline_uses_local_fallback_with_a_note(places, original_v2sa, capsys):
 
 def test_untrained_v2su_says_how_to_make_it(places):
     with pytest.raises(V2SError, match=r"not been trained/shipped yet.*pretrain_am.py --net v2su"):
-        sm.load_am(3)
+        am_weights.load_am(3)
 
 
 # --- reading clips and the evaluation CLI ---------------------------------------------------
@@ -399,10 +402,10 @@ def test_untrained_v2su_says_how_to_make_it(places):
 @needs(GSC)
 def test_read_clip_resamples_8khz_and_pads(tmp_path):
     path = sorted((GSC / "yes").glob("*.wav"))[0]
-    original = sm.read_clip(path)
+    original = speech_data.read_clip(path)
     low = resample_poly(original, 1, 2)
     wavfile.write(tmp_path / "low.wav", 8000, np.round(low[:6000] * 32767).astype(np.int16))
-    clip = sm.read_clip(tmp_path / "low.wav")
+    clip = speech_data.read_clip(tmp_path / "low.wav")
     assert clip.shape == (16000,) and clip.dtype == np.float32
     assert not clip[12000:].any()
     band_limited = resample_poly(low[:6000], 2, 1)
@@ -413,18 +416,18 @@ def test_read_wav_reads_the_whole_file_and_read_clip_one_second_of_it(tmp_path):
     rng = np.random.default_rng(0)
     stereo = np.round(rng.uniform(-0.5, 0.5, (12000, 2)) * 32767).astype(np.int16)  # 1.5 s at 8 kHz
     wavfile.write(tmp_path / "long.wav", 8000, stereo)
-    whole = sm.read_wav(tmp_path / "long.wav")
+    whole = speech_data.read_wav(tmp_path / "long.wav")
     want = resample_poly(stereo.astype(np.float32).mean(axis=1) / 32768, 2, 1)
     assert whole.shape == (24000,) and whole.dtype == np.float32
     np.testing.assert_allclose(whole, want, atol=1e-6)
-    np.testing.assert_array_equal(sm.read_clip(tmp_path / "long.wav"), whole[:16000])
+    np.testing.assert_array_equal(speech_data.read_clip(tmp_path / "long.wav"), whole[:16000])
 
 
 def test_accuracies_over_all_clips_and_the_core_words():
     yes, nine = sm.SOURCE_CLASSES.index("yes"), sm.SOURCE_CLASSES.index("nine")
     labels, predicted = np.array([yes, yes, nine, 0]), np.array([yes, 0, nine, nine])
-    assert sm.accuracies(labels, predicted) == {"accuracy_36": 0.5, "accuracy_core10": 0.5, "n_core10": 2}
-    assert np.isnan(sm.accuracies(labels[2:], predicted[2:])["accuracy_core10"])
+    assert speech_data.accuracies(labels, predicted) == {"accuracy_36": 0.5, "accuracy_core10": 0.5, "n_core10": 2}
+    assert np.isnan(speech_data.accuracies(labels[2:], predicted[2:])["accuracy_core10"])
 
 
 def test_predict_folder_scores_each_clip_and_counts_per_class(tmp_path, blank_v2sa):
@@ -433,10 +436,10 @@ def test_predict_folder_scores_each_clip_and_counts_per_class(tmp_path, blank_v2
         for i in range(n):
             wavfile.write(tmp_path / word / f"s{i}_nohash_0.wav", 16000, np.zeros(16000, np.int16))
     (tmp_path / "notes.txt").write_text("not a class")
-    result = sm.predict_folder(blank_v2sa, tmp_path, batch_size=2)
+    result = speech_data.predict_folder(blank_v2sa, tmp_path, batch_size=2)
     want = np.argmax(blank_v2sa.predict_on_batch(np.zeros((3, 16000), np.float32)), axis=1)
     np.testing.assert_array_equal(result["predicted"], want)
-    np.testing.assert_array_equal(sm.predict_clips(blank_v2sa, sorted(tmp_path.glob("*/*.wav")), 1), want)
+    np.testing.assert_array_equal(speech_data.predict_clips(blank_v2sa, sorted(tmp_path.glob("*/*.wav")), 1), want)
     assert result["skipped"] == ["notes.txt"] and set(result["per_class"]) == {"nine", "yes"}
     assert result["per_class"]["yes"]["n"] == 2 and result["n_core10"] == 2
 
@@ -444,7 +447,7 @@ def test_predict_folder_scores_each_clip_and_counts_per_class(tmp_path, blank_v2
 def test_predict_folder_rejects_empty_folder(tmp_path, blank_v2sa):
     (tmp_path / "_background_noise_").mkdir()
     with pytest.raises(V2SError, match="no .wav clips"):
-        sm.predict_folder(blank_v2sa, tmp_path)
+        speech_data.predict_folder(blank_v2sa, tmp_path)
 
 
 def _run_cli(*args):
