@@ -3,7 +3,8 @@
 P settings (seeds, dropouts, segment counts, label maps, masks, L2 weights) on the same data are
 trained as one (P, 16000) program variable. Each step gathers one mini-batch per program (each with
 its own seeded shuffling and tiling), runs the fast AM body (`fast_am.FastBody`) once on the P x B
-reprogrammed series, and minimises the SUM of the P losses. The programs do not interact: program p's
+reprogrammed series (an AM the fast body does not cover, e.g. the raw-waveform cnn1d_small, runs as
+the plain Keras model on the P x B waveforms x + theta_p), and minimises the SUM of the P losses. The programs do not interact: program p's
 loss depends only on theta_p, so the gradient w.r.t. theta_p of the sum is that of loss_p, and Adam is
 element-wise (its moments, bias correction and the inverse-time learning-rate decay lr/(1+decay*step)
 are per element, with the same step count as a single run): P runs, exactly, with the per-step
@@ -48,10 +49,11 @@ def resolve(setting: ProgramSetting | dict, n_classes: int) -> ProgramSetting:
 
 
 class ProgramStack:
-    """P programs over one frozen mel AM: the variable, the per-program losses and one training step.
+    """P programs over one frozen AM: the variable, the per-program losses and one training step.
 
     Args:
-        am: a V2Sa/V2Su AM (weights loaded; it is not modified).
+        am: a source AM (weights loaded; it is not modified): V2Sa/V2Su through `fast_am.FastBody`, any
+            other (batch, 16000) -> (batch, 36) model as it is.
         n_classes: K target classes (the same for every program).
         settings: one `ProgramSetting` (or dict of its fields) per program, each with its label map
             (`resolve`); `length` is the series length for masks.
@@ -67,8 +69,6 @@ class ProgramStack:
         lr_decay: float = 0.48,
         options: dict | None = None,
     ):
-        if not fast_am.is_supported(am):
-            raise ValueError("multi_program needs a mel AM (V2Sa/V2Su)")
         settings = [as_setting(s) for s in settings]
         if any(s.groups is None for s in settings):
             raise ValueError("every program of a stack needs its label map: resolve(setting, n_classes) first")
@@ -78,7 +78,8 @@ class ProgramStack:
         # measured (docs/performance.md): at P x 32 >= 128 series per step Keras' own LSTM loop (multi-threaded
         # TF kernels) beats the fused XLA recurrence, which wins at 32
         options.setdefault("lstm", "keras" if self.P >= 4 else "fused")
-        self.body = fast_am.FastBody(am, **options)
+        self.am = am
+        self.body = fast_am.FastBody(am, **options) if fast_am.is_supported(am) else None
         init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
         self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
         self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s.groups) for s in settings]))  # (P, 36, K)
@@ -107,6 +108,16 @@ class ProgramStack:
         """x (P, b, 16000) tiled series, y (P, b) labels -> (loss (P,), ce (P,), target probabilities (P, b, K)).
 
         loss = mean cross-entropy + l2 * sum(theta**2), per program."""
+        probs = self._source_probs(x, training)
+        target = tf.einsum("pbs,psk->pbk", probs, self.maps)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
+        return ce + self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1), ce, target
+
+    def _source_probs(self, x, training: bool):
+        """x (P, b, 16000) tiled series -> the AM's (P, b, 36) softmax on each program's x + theta_p."""
+        if self.body is None:
+            reprogrammed = tf.reshape(x + self.programs(training)[:, None], (-1, WAVE_LEN))
+            return tf.reshape(self.am(reprogrammed, training=False), (self.P, tf.shape(x)[1], -1))
         flat = tf.reshape(x, (-1, WAVE_LEN))
         data = tf.reshape(
             self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0)
@@ -114,10 +125,7 @@ class ProgramStack:
         spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
         shape = tf.shape(spectrum)
         probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
-        probs = tf.reshape(probs, (self.P, shape[1], -1))
-        target = tf.einsum("pbs,psk->pbk", probs, self.maps)
-        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
-        return ce + self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1), ce, target
+        return tf.reshape(probs, (self.P, shape[1], -1))
 
     def _gradient(self, x, y, training: bool):
         """`losses` and the gradient of the summed loss w.r.t. the (P, 16000) programs (per program, that of
@@ -187,7 +195,7 @@ def train_programs(
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
 
     Args:
-        am: the frozen V2Sa/V2Su source AM (from `speech_models.load_am`).
+        am: the frozen source AM (from `am_weights.load_am`): V2Sa/V2Su on the fast path, others as built.
         data_fit: (series (n, L), labels (n,) ints 0..K-1): the training data, NOT tiled.
         data_val: (series (m, L), labels (m,)) for epoch selection, or None / empty for the last epoch.
         settings: one `ProgramSetting` per program (seed, dropout rate, segments, offset, label map, mask,
@@ -196,7 +204,7 @@ def train_programs(
             lr / (1 + lr_decay * step), the same for every program.
         seed: seeds the dropout stream of the stack.
         eval_batch: series per program per validation batch.
-        options: `fast_am` implementation switches.
+        options: `fast_am` implementation switches (mel AMs only).
         evaluate_on: {name: (series (n, L), labels (n,))} scored once at the end with each program's
             chosen theta (e.g. {"train": ..., "test": ...}): the only time those series are seen.
         monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and

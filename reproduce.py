@@ -61,7 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="comma-separated Table-2 names, or any UCR dataset in --data-dir (its paper columns stay "
         "empty), or 'all' (the 30 of Table 2)",
     )
-    parser.add_argument("--nets", default="0", help="comma-separated source AMs: 0 V2Sa, 3 V2Su")
+    parser.add_argument(
+        "--nets", default="0", help="comma-separated source AMs: 0 V2Sa, 3 V2Su, 6 cnn1d_small (raw waveform)"
+    )
     parser.add_argument(
         "--seeds",
         default="3",
@@ -144,10 +146,10 @@ def main(argv=None) -> int:
     validation.zero_or_at_least("--folds", args.folds, 2, "0: one 20% validation split")
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     if not nets:
-        raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su)")
+        raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su, 6 cnn1d_small)")
     for net in nets:
         if net not in NET_NAMES:
-            raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa) and 3 (V2Su)")
+            raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa), 3 (V2Su) and 6 (cnn1d_small)")
     grids = per_net(args.grid, nets, "--grid", grid_name)
     seeds = per_net(args.seeds, nets, "--seeds", seed_count, extra=("tfa",))
     out = Path(args.out)

@@ -16,7 +16,7 @@ GRIDS = {
     "paper": {"dr": [0, 1, 2, 3, 4], "seg": list(range(1, 11))},
     "small": {"dr": [0, 4], "seg": [1, 10]},
 }
-NET_NAMES = {"0": "V2Sa", "3": "V2Su"}
+NET_NAMES = {"0": "V2Sa", "3": "V2Su", "6": "cnn1d_small"}  # --nets value -> the table's name
 # TFa's optimisers: the paper's (the V2S one: Adam 0.05, inverse-time decay 0.48 per step), which collapses to
 # a constant predictor on most sets, and a fair fine-tuning baseline (Adam 1e-3, constant). (lr, lr_decay, column)
 TFA_OPTIMISERS = {"paper": (0.05, 0.48, "ours TFa"), "adam1e-3": (1e-3, 0.0, "ours TFa Adam 1e-3")}

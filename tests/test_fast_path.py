@@ -191,7 +191,19 @@ def test_short_training_same_trajectory(v2sa, floor):
 def test_multi_program_equals_single_runs(v2sa):
     """P = 2 programs (different label maps, segment counts, masks, L2): per-program loss and gradient
     on one batch equal those of two plain V2S models holding the same programs."""
-    am = v2sa
+    _assert_stack_equals_single_runs(v2sa)
+
+
+def test_multi_program_over_a_raw_waveform_am_equals_single_runs():
+    """An AM the fast body does not cover (a seeded random cnn1d_small) is stacked as the plain model."""
+    keras.utils.set_random_seed(0)
+    am = speech_models.build_am("cnn1d_small")
+    am.trainable = False
+    assert not fast_am.is_supported(am)
+    _assert_stack_equals_single_runs(am)
+
+
+def _assert_stack_equals_single_runs(am):
     series, y = _series(8, 500)
     settings = [  # each with its label map, as `ProgramStack` takes them
         multi_program.resolve(ProgramSetting(seed=0, dropout=0.0, seg=1, offset=0, mask=False, l2=0.04), 2),

@@ -399,3 +399,16 @@ def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
     assert "paper V2Sa" not in lines[0] and summary["ours V2Sa (original)"]["wins"] == 0
     text = tables.write_outputs(lines, summary, [], tmp_path, "honest", "cmd").read_text()
     assert "| MyToy | 2 |  | 80.00 ± 0.00 | 90.00 ± 0.00 | 95.00 ± 0.00 |" in text
+
+
+def test_the_raw_waveform_am_is_a_net_of_the_table_with_its_own_columns():
+    """--nets 6 plans cnn1d_small runs beside V2Sa's and tables them as "ours cnn1d_small (<protocol>)"."""
+    specs = plan.plan_runs(ROWS, ["0", "6"], {"0": "small", "6": "small"}, {"0": 1, "6": 3}, eps=1, data_dir=None)
+    assert sum(s.net == "6" for s in specs) == 3 * sum(s.net == "0" for s in specs) > 0
+    assert all(s.name.split("_")[1] == "net6" for s in specs if s.net == "6")
+    assert tables.score_columns("6") == [(f"ours cnn1d_small ({p})", p) for p in protocols.PROTOCOLS]
+    rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
+    scores = {("A", "6"): {"honest": [0.8], "setting-on-test": [0.9], "original": [1.0], "runs": 4, "seconds": 1.0}}
+    lines, _ = tables.build_table(rows, scores, ["0", "6"], "honest")
+    assert lines[0]["ours cnn1d_small (honest)"] == pytest.approx(80.0)
+    assert lines[0]["ours cnn1d_small (original)"] == pytest.approx(100.0)
