@@ -17,7 +17,9 @@ same input (batch, 16000) and output (batch, 36) that computes the same function
 
 `FastV2S` / `accelerate_v2s(v2s)` (the default training path of `v2s_main.py`) also uses that the STFT
 is linear: STFT(x + theta) = STFT(x) + STFT(theta), so theta's STFT and the STFT's backward pass run
-once per step, not once per series, and the series' STFT (no gradient) only on their non-zero frames.
+once per step, not once per series, and the series' STFT (no gradient) only on their non-zero frames;
+on the other frames every series has theta's spectrum, so its magnitude, mel matrix and log run once
+per program (`FastBody.reprogrammed_mel`).
 
 The maths is unchanged (float32 throughout); see `tests/test_fast_path.py` for the tolerances checked
 (probabilities within 1e-5, theta-gradients within 1e-4 relative, on the original weights).
@@ -100,9 +102,13 @@ def accelerate(am, **options):
 # Building blocks (pure TensorFlow, float32)
 
 
-def log_mel_standardise(magnitude, mel_matrix, log_offset, std_eps):
-    """|STFT| (..., 125, 513) -> (log-mel - mean) / sqrt(var + eps) over each example's (frames, mel)."""
-    logmel = tf.math.log(tf.matmul(magnitude, mel_matrix) + log_offset)
+def log_mel(magnitude, mel_matrix, log_offset):
+    """|STFT| (..., 513) -> log(|STFT| . mel_matrix + offset) (..., 80), kapre's log-mel."""
+    return tf.math.log(tf.matmul(magnitude, mel_matrix) + log_offset)
+
+
+def standardise(logmel, std_eps):
+    """(log-mel - mean) / sqrt(var + eps) over each example's (frames, mel), as the AM's `mel_stft` layer."""
     mean, var = tf.nn.moments(logmel, axes=[-2, -1], keepdims=True)
     return (logmel - mean) * tf.math.rsqrt(var + std_eps)
 
@@ -290,36 +296,46 @@ class FastBody:
             pad_end=True,
         )
 
-    def mel(self, magnitude):
-        """|STFT| (..., 125, 513) -> standardised log-mel (..., 125, 80) (the AM's `mel_stft`, no channel axis)."""
+    def _mel_constants(self):
         am = self.am
-        return log_mel_standardise(
-            magnitude,
+        return (
             tf.convert_to_tensor(am.get_layer("mel_filterbank").filterbank),
             am.get_layer("log_mel").offset,
             am.get_layer("mel_stft").epsilon,
         )
 
-    def data_spectrum(self, wave):
-        """STFT of the (mostly zero) padded series, (B, 16000) -> (B, 125, 513), computed only on the frames
-        where some series of the batch is non-zero (the others are exactly 0): for L = 500, m = 1, 4 of 125."""
+    def mel(self, magnitude):
+        """|STFT| (..., 125, 513) -> standardised log-mel (..., 125, 80) (the AM's `mel_stft`, no channel axis)."""
+        mel_matrix, offset, eps = self._mel_constants()
+        return standardise(log_mel(magnitude, mel_matrix, offset), eps)
+
+    def reprogrammed_mel(self, series, programs):
+        """Standardised log-mel of every series plus its program: (P, b, 16000), (P, 16000) -> (P, b, 125, 80).
+
+        STFT(x + theta) = STFT(x) + STFT(theta). On a frame where no series of the batch has a non-zero
+        sample (most frames of a short series: for L = 500, m = 1, 121 of 125), every row of program p has
+        the spectrum of theta_p alone, so |.|, the mel matrix and the log run there once per program, not
+        once per series; only the active frames run per series (the series' STFT on those frames only,
+        no gradient). The standardisation (per example, over all frames) then runs per series, on the
+        (P, b, 125, 80) log-mel. The gradient reaches the programs through both parts.
+        """
         n = self.window.shape[0]
-        frames = _n_frames(wave.shape[-1] if wave.shape[-1] is not None else WAVE_LEN)
-        padded = tf.pad(wave, [[0, 0], [0, (frames - 1) * _HOP + n - WAVE_LEN]])
-        nonzero = tf.cast(tf.reduce_any(tf.not_equal(padded, 0.0), axis=0), tf.float32)  # (samples,)
+        frames = _n_frames(WAVE_LEN)
+        padded = tf.pad(series, [[0, 0], [0, 0], [0, (frames - 1) * _HOP + n - WAVE_LEN]])
+        nonzero = tf.cast(tf.reduce_any(tf.not_equal(padded, 0.0), axis=[0, 1]), tf.float32)  # (samples,)
         active = tf.reduce_max(tf.signal.frame(nonzero, n, _HOP), axis=-1) > 0  # (frames,)
-        count = tf.reduce_sum(tf.cast(active, tf.int32))
-
-        def sparse():
-            index = tf.cast(tf.where(active)[:, 0], tf.int32)  # active frame numbers
-            samples = index[:, None] * _HOP + tf.range(n)[None, :]  # (active, n)
-            spectra = tf.signal.rfft(tf.gather(padded, samples, axis=1) * self.window, [n])  # (B, active, 513)
-            spectra = tf.concat([spectra, tf.zeros_like(spectra[:, :1])], axis=1)  # slot `count`: zeros
-            slot = tf.where(active, tf.cumsum(tf.cast(active, tf.int32)) - 1, count)  # (frames,)
-            return tf.gather(spectra, slot, axis=1)
-
-        # only worth it when most frames are silent
-        return tf.cond(count * 2 < frames, sparse, lambda: self.spectrum(wave))
+        index = tf.cast(tf.where(active)[:, 0], tf.int32)  # (A,) the active frame numbers
+        samples = index[:, None] * _HOP + tf.range(n)[None, :]  # (A, n)
+        data = tf.signal.rfft(tf.gather(padded, samples, axis=2) * self.window, [n])  # (P, b, A, 513)
+        program_spectrum = self.spectrum(programs)  # (P, 125, 513)
+        mel_matrix, offset, eps = self._mel_constants()
+        shared = log_mel(tf.abs(program_spectrum), mel_matrix, offset)  # (P, 125, 80)
+        on_active = tf.stop_gradient(data) + tf.gather(program_spectrum, index, axis=1)[:, None]
+        per_series = log_mel(tf.abs(on_active), mel_matrix, offset)  # (P, b, A, 80)
+        per_series = tf.pad(per_series, [[0, 0], [0, 0], [0, 1], [0, 0]])  # slot A: zeros, never chosen
+        slot = tf.where(active, tf.cumsum(tf.cast(active, tf.int32)) - 1, tf.size(index))  # (frames,)
+        logmel = tf.where(active[:, None], tf.gather(per_series, slot, axis=2), shared[:, None])
+        return standardise(logmel, eps)
 
     def probs_from_mel(self, mel):
         """Standardised log-mel (B, 125, 80) -> (B, 36) softmax."""
@@ -433,8 +449,7 @@ class FastV2S(_View):
         body, art, label_map = self._body.obj, self._art.obj, self._label_map.obj
         x = tf.convert_to_tensor(inputs, tf.float32)
         program = tf.convert_to_tensor(art.program(training=bool(training)))
-        spectrum = tf.stop_gradient(body.data_spectrum(x)) + body.spectrum(program[None, :])
-        probs = body.probs(spectrum)
+        probs = body.probs_from_mel(body.reprogrammed_mel(x[None], program[None, :])[0])
         return probs if label_map is None else label_map(probs)
 
 

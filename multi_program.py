@@ -118,13 +118,9 @@ class ProgramStack:
         if self.body is None:
             reprogrammed = tf.reshape(x + self.programs(training)[:, None], (-1, WAVE_LEN))
             return tf.reshape(self.am(reprogrammed, training=False), (self.P, tf.shape(x)[1], -1))
-        flat = tf.reshape(x, (-1, WAVE_LEN))
-        data = tf.reshape(
-            self.body.data_spectrum(flat), tf.concat([tf.shape(x)[:2], [-1, self.body.window.shape[0] // 2 + 1]], 0)
-        )
-        spectrum = tf.stop_gradient(data) + self.body.spectrum(self.programs(training))[:, None]
-        shape = tf.shape(spectrum)
-        probs = self.body.probs(tf.reshape(spectrum, tf.concat([[-1], shape[2:]], 0)))
+        mel = self.body.reprogrammed_mel(x, self.programs(training))  # (P, b, 125, 80)
+        shape = tf.shape(mel)
+        probs = self.body.probs_from_mel(tf.reshape(mel, tf.concat([[-1], shape[2:]], 0)))
         return tf.reshape(probs, (self.P, shape[1], -1))
 
     def _gradient(self, x, y, training: bool):

@@ -151,6 +151,22 @@ def test_fast_v2s_equals_naive_and_saves_alike(v2sa, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), naive.get_weights()))
 
 
+@pytest.mark.parametrize("length", [0, 300, 16000], ids=["all_zero", "few_frames", "every_frame"])
+def test_fast_v2s_equals_naive_whatever_frames_are_active(v2sa, length):
+    """The front end runs the series per series only on frames where some series is non-zero and once per
+    program elsewhere: the same function when no frame is active (all-zero series), a few are, or all are."""
+    rng = np.random.default_rng(3)
+    x = np.zeros((6, 16000), np.float32)
+    x[:, :length] = rng.standard_normal((6, length))
+    y = np.array([0, 1, 0, 1, 1, 0], np.int32)
+    naive = ts_model.build_v2s(v2sa, 2, ts_model.label_mapping(2, 18), "1", 0.0, 0.04)
+    p0, l0, g0 = _loss_grad(naive, x, y)
+    p1, l1, g1 = _loss_grad(fast_am.accelerate_v2s(naive), x, y)
+    assert np.abs(p0 - p1).max() <= PROB_ATOL
+    assert abs(l1 - l0) <= LOSS_RTOL * abs(l0)
+    assert _rel(g1, g0) <= GRAD_RTOL
+
+
 def _three_epochs(am, fast: bool, seed: int = 0, theta_scale: float = 1.0) -> dict:
     """History of 3 epochs of `fit` (dropout on theta, L2, Adam with the original decay) on 32 + 8 series."""
     series, y = _series(40, 500)
