@@ -248,6 +248,51 @@ def make_bilstm():
     return bilstm
 
 
+def batchnorm_affine(bn):
+    """An inference-mode BatchNormalization as (scale, shift): y = x * scale + shift, per channel."""
+    scale = _t(bn.gamma) * tf.math.rsqrt(_t(bn.moving_variance) + bn.epsilon)
+    return scale, _t(bn.beta) - _t(bn.moving_mean) * scale
+
+
+def folded_conv_block(mel, conv, bn, conv_1, bn_1):
+    """V2Sa's conv block with the first BatchNorm folded into the second convolution: (B, 125, 80) -> same.
+
+    The block is BN_1(relu(conv_1(BN(relu(conv(x)))))), kernels (5, 1) over frames, `same` zero padding.
+    BN is per channel affine (a frozen AM: inference mode), so conv_1(BN(h)) = conv_1'(h) + bias[t] with
+    conv_1' = conv_1's kernel times BN's scale, and bias[t] = conv_1's bias + the sum of conv_1's taps
+    times BN's shift over the taps that fall inside the frames (the zero padding is BN's output, not its
+    input: at the first and last two frames fewer taps count). One pass over the (B, 125, 80, 10)
+    activations fewer, forward and backward.
+    """
+    scale, shift = batchnorm_affine(bn)
+    scale_1, shift_1 = batchnorm_affine(bn_1)
+    kernel_1 = _t(conv_1.kernel)  # (5, 1, 10, 1)
+    h = tf.nn.relu(tf.nn.conv2d(mel[..., None], _t(conv.kernel), 1, "SAME") + _t(conv.bias))
+    taps = tf.tensordot(kernel_1[:, 0, :, 0], shift, 1)  # (5,): each tap's response to BN's shift
+    frames = tf.ones((1, mel.shape[1], 1))
+    bias = tf.nn.conv1d(frames, taps[:, None, None], 1, "SAME")[0, :, 0] + _t(conv_1.bias)  # (125,)
+    z = tf.nn.conv2d(h, kernel_1 * scale[None, None, :, None], 1, "SAME")[..., 0] + bias[:, None]
+    return tf.nn.relu(z) * scale_1 + shift_1
+
+
+def _is_v2sa_conv_block(am) -> bool:
+    """True if the AM's conv block is V2Sa's: Conv2D(10, (5, 1), relu) -> BN -> Conv2D(1, (5, 1), relu) -> BN."""
+    names = ("conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1")
+    if not all(any(layer.name == n for layer in am.layers) for n in names):
+        return False
+    conv, bn, conv_1, bn_1 = (am.get_layer(n) for n in names)
+    convs_ok = all(
+        isinstance(c, keras.layers.Conv2D)
+        and c.kernel_size == (5, 1)
+        and c.padding == "same"
+        and c.use_bias
+        and keras.activations.serialize(c.activation) == "relu"
+        for c in (conv, conv_1)
+    )
+    bns_ok = all(isinstance(b, keras.layers.BatchNormalization) and b.center and b.scale for b in (bn, bn_1))
+    return convs_ok and bns_ok and conv.filters == 10 and conv_1.filters == 1 and conv_1.input.shape[-1] == 10
+
+
 def attention_head(seq, dense, dense_1, dense_2, output):
     """(B, 125, 128) BiLSTM states -> (B, 36) softmax: last-step query, dot attention, 3 dense layers."""
     query = tf.matmul(seq[:, -1, :], _t(dense.kernel)) + _t(dense.bias)
@@ -279,6 +324,7 @@ class FastBody:
         self.conv_block = keras.Model(
             am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output, name=f"{am.name}_conv_block"
         )
+        self.fold_conv = _is_v2sa_conv_block(am)
         stft = am.get_layer("stft")
         if stft.n_fft != stft.win_length or stft.hop_length != _HOP or not stft.pad_end or stft.pad_begin:
             raise ValueError("accelerate: unexpected STFT settings")
@@ -337,10 +383,19 @@ class FastBody:
         logmel = tf.where(active[:, None], tf.gather(per_series, slot, axis=2), shared[:, None])
         return standardise(logmel, eps)
 
+    def conv(self, mel):
+        """Standardised log-mel (B, 125, 80) -> the conv block's output (B, 125, 80), BatchNorm in inference:
+        V2Sa's block with its first BatchNorm folded (`folded_conv_block`), others as the AM's layers."""
+        if self.fold_conv:
+            am = self.am
+            names = ("conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1")
+            return folded_conv_block(mel, *(am.get_layer(n) for n in names))
+        return self.conv_block(mel[..., None], training=False)[..., 0]
+
     def probs_from_mel(self, mel):
         """Standardised log-mel (B, 125, 80) -> (B, 36) softmax."""
         am = self.am
-        x = self.conv_block(mel[..., None], training=False)[..., 0]  # the AM's conv block, BatchNorm in inference
+        x = self.conv(mel)
         for name in ("bidirectional", "bidirectional_1"):
             if self.options["lstm"] == "keras":  # the AM's own layers (Keras' generic while-loop)
                 x = am.get_layer(name)(x, training=False)

@@ -8,7 +8,7 @@ machine is shared) and the median per block is printed in ms with its share of t
   front end       series + program -> standardised log-mel (`FastBody.reprogrammed_mel`: the series' STFT
                   on its non-zero frames only, the program's STFT once per step, |.| -> mel matrix -> log
                   per series on those frames and once per program on the others), backward to the program
-  conv block      the AM's Conv2D + BatchNorm layers (oneDNN)
+  conv block      the AM's Conv2D + BatchNorm, the first BatchNorm folded into the second Conv2D (V2Sa)
   BiLSTM 1, 2     the recurrences, as `fast_am` runs them (`--lstm fused`: XLA, one loop per direction)
                   or as Keras does (`--lstm keras`: the AM's own Bidirectional layers)
   head            attention, dense layers, softmax
@@ -64,8 +64,7 @@ def main(argv=None) -> int:
         return run
 
     mel = body.reprogrammed_mel(wave[None], theta[None])[0]
-    conv_block = body.conv_block  # the AM's own Conv2D/BatchNorm layers, (B, 125, 80, 1) -> same
-    conv = conv_block(mel[..., None], training=False)[..., 0]
+    conv = body.conv(mel)
     layers = [am.get_layer(name) for name in ("bidirectional", "bidirectional_1")]
 
     def bilstm(layer):
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
     head_layers = [am.get_layer(n) for n in ("dense", "dense_1", "dense_2", "output")]
     blocks = {
         "front end": (front_end, wave),
-        "conv block": (with_input_gradient(lambda m: conv_block(m[..., None], training=False)[..., 0]), mel),
+        "conv block": (with_input_gradient(body.conv), mel),
         "BiLSTM 1": (with_input_gradient(bilstm(layers[0])), conv),
         "BiLSTM 2": (with_input_gradient(bilstm(layers[1])), seq1),
         "head": (with_input_gradient(lambda s: fast_am.attention_head(s, *head_layers)), seq2),

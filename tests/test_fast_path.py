@@ -101,6 +101,41 @@ def test_fused_bilstm_equals_keras_bidirectional(v2sa):
     assert _rel(grads[1], grads[0]) <= GRAD_RTOL
 
 
+def test_folded_conv_block_equals_the_ams_layers():
+    """V2Sa's conv block with the first BatchNorm folded into the second convolution computes what the
+    AM's layers compute (inference mode), at the border frames too: BatchNorm statistics made non-trivial
+    so that the shift's border correction matters."""
+    keras.utils.set_random_seed(1)
+    am = speech_models.build_am("v2sa")
+    rng = np.random.default_rng(1)
+    for name in ("batch_normalization", "batch_normalization_1"):
+        bn = am.get_layer(name)
+        for variable, low, high in (
+            (bn.gamma, 0.5, 2),
+            (bn.beta, -1, 1),
+            (bn.moving_mean, -1, 1),
+            (bn.moving_variance, 0.2, 3),
+        ):
+            variable.assign(rng.uniform(low, high, variable.shape).astype(np.float32))
+    body = fast_am.FastBody(am)
+    assert body.fold_conv
+    mel = tf.constant(rng.standard_normal((4, 125, 80)).astype(np.float32))
+    weights = tf.constant(rng.standard_normal((4, 125, 80)).astype(np.float32))
+
+    def out_and_grad(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(mel)
+            out = fn(mel)
+            loss = tf.reduce_sum(out * weights)
+        return out.numpy(), tape.gradient(loss, mel).numpy()
+
+    o0, g0 = out_and_grad(lambda m: body.conv_block(m[..., None], training=False)[..., 0])
+    o1, g1 = out_and_grad(body.conv)
+    assert np.abs(o1 - o0).max() <= 1e-5 * max(1.0, np.abs(o0).max())
+    assert _rel(g1, g0) <= GRAD_RTOL
+    assert not fast_am.FastBody(speech_models.build_am("v2su")).fold_conv  # V2Su's block: the AM's layers
+
+
 def test_accelerated_v2su_equals_original():
     """V2Su (random weights) shares the body after its own conv block."""
     keras.utils.set_random_seed(3)
