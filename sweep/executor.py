@@ -16,11 +16,11 @@ from utils import V2SError
 
 
 def _run_stack_in_worker(args):
-    """A `--jobs` worker (a spawned process): `threads` intra-op threads, then `run_stack` under a claim."""
-    specs, out, threads, retry_failed = args
+    """A `--jobs` worker (a spawned process): `threads` intra-op threads, then `run_fn` under a claim."""
+    run_fn, specs, out, threads, retry_failed = args
     os.environ["V2S_THREADS"] = os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     utils.setup_tensorflow(seed=specs[0].seed)
-    return run_claimed(run_stack, specs, out, retry_failed)
+    return run_claimed(run_fn, specs, out, retry_failed)
 
 
 def is_current(path: Path) -> bool:
@@ -112,7 +112,7 @@ def execute(
         for stack in stacks:
             report(stack, run_claimed(run_fn, stack, out, retry_failed))
     else:
-        _execute_processes(stacks, out, jobs, report, retry_failed)
+        _execute_processes(stacks, out, jobs, run_fn, report, retry_failed)
     bar.close()
     held = [r for r in results if "being trained by another process" in r.get("skipped", "")]
     lost = [r for r in results if "interrupted" in r]
@@ -156,8 +156,9 @@ def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = Fal
     return [done.get(s.name) or _skipped(s, "recorded meanwhile by another process") for s in stack]
 
 
-def _execute_processes(stacks, out: str, jobs: int, report, retry_failed: bool) -> None:
-    """`jobs` spawned worker processes, each training one stack at a time (`_run_stack_in_worker`), the
+def _execute_processes(stacks, out: str, jobs: int, run_fn, report, retry_failed: bool) -> None:
+    """`jobs` spawned worker processes, each training one stack at a time with `run_fn` (a module-level
+    function: it is pickled; `_run_stack_in_worker`), the
     costliest first. Each worker has its own pool, so a worker that dies (killed, out of memory) loses only
     its own stack: that stack is reported as not recorded (its stale claim makes the next run of the command
     train it) and a fresh worker takes the free slot."""
@@ -173,7 +174,7 @@ def _execute_processes(stacks, out: str, jobs: int, report, retry_failed: bool) 
                 if queue:
                     pools[slot] = pools[slot] or ProcessPoolExecutor(max_workers=1, mp_context=context)
                     stack = queue.pop(0)
-                    running[pools[slot].submit(_run_stack_in_worker, (stack, out, threads, retry_failed))] = (
+                    running[pools[slot].submit(_run_stack_in_worker, (run_fn, stack, out, threads, retry_failed))] = (
                         slot,
                         stack,
                     )

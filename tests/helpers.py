@@ -249,6 +249,11 @@ def fake_runner(calls, fail=()):
     return run
 
 
+def fake_stack_runner(stack, out):
+    """`fake_runner` as a module-level function, which a spawned `--jobs` worker can unpickle."""
+    return fake_runner([])(stack, out)
+
+
 ROWS = [{"ucr_name": "Toy", "length": 1000, "n_classes": 2}]
 
 

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, needs, write_toy
+from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, fake_stack_runner, needs, write_toy
 
 import utils
 from sweep import executor, plan, protocols, stack, tables
@@ -146,6 +146,17 @@ def test_the_ray_backend_runs_a_two_run_sweep_into_the_results_folder(tmp_path, 
     assert sorted(r["run"] for r in results) == sorted(s.name for s in specs) and all(r["ok"] for r in results)
     assert len(executor.load_records(str(tmp_path))) == 2  # written by the Ray workers
     assert executor.execute(specs, str(tmp_path), backend="ray", run_fn=fake_runner([])) == []
+
+
+def test_jobs_workers_train_with_the_given_runner(tmp_path, monkeypatch):
+    """--jobs 2 (spawned worker processes) calls the `run_fn` it is given, as the in-process path does."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the workers unpickle helpers.fake_stack_runner
+    specs = plan.plan_runs(ROWS, ["0"], "small", seeds=1, eps=1, data_dir=None)[:2]
+    results = executor.execute(specs, str(tmp_path), jobs=2, programs=1, run_fn=fake_stack_runner)
+    assert sorted(r["run"] for r in results) == sorted(s.name for s in specs) and all(r["ok"] for r in results)
+    assert {r["metrics"]["test"]["accuracy"] for r in executor.load_records(str(tmp_path))} == {
+        0.5 + 0.01 * s.seg for s in specs
+    }  # the fake's records, not a training run's
 
 
 def test_summary_maths_on_a_hand_made_case():
