@@ -17,7 +17,7 @@ selection protocol can be computed from the same runs, and compared with the pap
 
 - honest: epoch on validation cross-entropy, setting on validation cross-entropy;
 - setting on test: epoch on validation, the setting with the best test accuracy (reproduce.py's
-  `paper` protocol);
+  `setting-on-test` protocol);
 - original: epoch AND setting on test (the original code printed the best test accuracy over epochs,
   and the paper the best setting).
 

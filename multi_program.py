@@ -201,8 +201,9 @@ def train_programs(
         seed: seeds the dropout stream of the stack.
         eval_batch: series per program per validation batch.
         options: `fast_am` implementation switches (mel AMs only).
-        evaluate_on: {name: (series (n, L), labels (n,))} scored once at the end with each program's
-            chosen theta (e.g. {"train": ..., "test": ...}): the only time those series are seen.
+        evaluate_on: {name: (series (n, L), labels (n,))} scored with each program's chosen theta (e.g.
+            {"train": ..., "test": ...}): once at the end, or, for a split also in `monitor_on`, taken from
+            its history at the chosen epoch (the same numbers, no second pass).
         monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and
             `<name>_accuracy`, never used to choose anything here (for studies of the original's
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
@@ -303,7 +304,12 @@ def train_programs(
             }
     penalty = stack.penalty()
     for name, (x, y) in (evaluate_on or {}).items():
-        ce, accuracy = stack.evaluate(tiled(x), np.asarray(y).astype(np.int32), eval_batch)
+        if name in monitored:  # scored after every epoch already: the chosen epoch's numbers
+            ce = [history[p][f"{name}_ce"][c["epoch"]] for p, c in enumerate(chosen)]
+            accuracy = [history[p][f"{name}_accuracy"][c["epoch"]] for p, c in enumerate(chosen)]
+        else:
+            x_tiled = tiled_fit if x is data_fit[0] else tiled(x)
+            ce, accuracy = stack.evaluate(x_tiled, np.asarray(y).astype(np.int32), eval_batch)
         for p in range(P):
             metrics[p][name] = {"loss": float(ce[p] + penalty[p]), "accuracy": float(accuracy[p]), "ce": float(ce[p])}
     return [

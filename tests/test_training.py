@@ -38,7 +38,7 @@ def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     write_toy(tmp_path / "b" / "data", test_label_shift=1)
     honest = run(config(tmp_path / "a", eps=4))
     flipped = run(config(tmp_path / "b", eps=4))
-    test_keys = {"test_accuracy", "test_ce"}
+    test_keys = {"test_accuracy", "test_ce", "test_loss"}
     assert test_keys <= set(honest["history"]) and len(honest["history"]["test_accuracy"]) == 4
     assert {k: v for k, v in honest["history"].items() if k not in test_keys} == {
         k: v for k, v in flipped["history"].items() if k not in test_keys
@@ -57,6 +57,10 @@ def test_epoch_is_chosen_on_validation_cross_entropy_and_its_weights_are_restore
     assert record["selection"]["criterion"] == "lowest validation loss (cross-entropy)"
     assert record["selection"]["epoch"] == int(np.argmin(val_ce)) + 1
     assert record["metrics"]["validation"]["ce"] == pytest.approx(min(val_ce), rel=1e-4)
+    chosen = record["selection"]["epoch"] - 1  # the reported TEST numbers are the chosen epoch's
+    assert record["metrics"]["test"] == {
+        key: record["history"][f"test_{key}"][chosen] for key in ("loss", "accuracy", "ce")
+    }
 
 
 def test_reported_loss_is_cross_entropy_plus_the_l2_penalty_on_theta(toy):
