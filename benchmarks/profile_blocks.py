@@ -13,7 +13,8 @@ machine is shared) and the median per block is printed in ms with its share of t
                   or as Keras does (`--lstm keras`: the AM's own Bidirectional layers)
   head            attention, dense layers, softmax
 
-    .venv/bin/python benchmarks/profile_blocks.py [--batch 32] [--lstm fused|keras] [--rounds 10]
+    .venv/bin/python benchmarks/profile_blocks.py [--batch 32] [--lstm fused|keras] [--length 500]
+                                                  [--forward-only] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32, help="series per step (a stack of P programs: P x 32)")
     parser.add_argument("--lstm", choices=("fused", "keras"), default="fused", help="how the recurrences run")
+    parser.add_argument("--length", type=int, default=500, help="series length L (m = 1)")
+    parser.add_argument(
+        "--forward-only", action="store_true", help="time the forward pass only (as evaluation runs), no gradient"
+    )
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (median reported)")
     parser.add_argument("--steps", type=int, default=3, help="calls of each block per round")
     parser.add_argument("--am-weights", default=None, help="default: $V2S_AM_DIR or ../shared/am/model-attRNN.h5")
@@ -46,12 +51,15 @@ def main(argv=None) -> int:
     body = fast_am.FastBody(am, lstm=args.lstm)
     rng = np.random.default_rng(0)
     wave = np.zeros((args.batch, utils.WAVE_LEN), np.float32)
-    wave[:, :500] = rng.standard_normal((args.batch, 500))
+    wave[:, : args.length] = rng.standard_normal((args.batch, args.length))
     wave = tf.constant(wave)
     theta = tf.Variable(rng.uniform(-0.05, 0.05, utils.WAVE_LEN).astype(np.float32))
 
     def with_input_gradient(fn):
-        """fn(x) -> out; returns a tf.function computing out and d(sum(out * r))/dx for a fixed random r."""
+        """fn(x) -> out; returns a tf.function computing out and d(sum(out * r))/dx for a fixed random r
+        (with --forward-only: out alone)."""
+        if args.forward_only:
+            return tf.function(fn)
 
         @tf.function
         def run(x):
@@ -77,6 +85,8 @@ def main(argv=None) -> int:
 
     @tf.function
     def front_end(x):
+        if args.forward_only:
+            return body.reprogrammed_mel(x[None], theta[None])
         with tf.GradientTape() as tape:
             out = body.reprogrammed_mel(x[None], theta[None])
             loss = tf.reduce_sum(out * tf.random.stateless_uniform(tf.shape(out), (1, 2)))
@@ -103,7 +113,8 @@ def main(argv=None) -> int:
     medians = {name: float(np.median(t)) for name, t in times.items()}
     total = sum(medians.values())
     print(
-        f"batch {args.batch}, L = 500, m = 1, recurrences: {args.lstm}; threads: inter-op "
+        f"batch {args.batch}, L = {args.length}, m = 1, recurrences: {args.lstm}, "
+        f"{'forward only' if args.forward_only else 'forward + backward'}; threads: inter-op "
         f"{tf.config.threading.get_inter_op_parallelism_threads()}, intra-op "
         f"{tf.config.threading.get_intra_op_parallelism_threads()}; median of {args.rounds} rounds"
     )
