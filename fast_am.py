@@ -209,37 +209,30 @@ def make_bilstm():
     fwd = tf.function(_recurrence_forward, jit_compile=True, autograph=False)
     bwd = tf.function(_recurrence_backward, jit_compile=True, autograph=False)
 
-    def pad(t, batch):  # time-major (T, direction, B, .): pad B to a multiple of 32
-        return tf.pad(t, [[0, 0], [0, 0], [0, (-batch) % 32], [0, 0]])
-
     def bilstm(x, w, u, b):
         w, u, b = tf.stop_gradient(w), tf.stop_gradient(u), tf.stop_gradient(b)
         units = u.shape[1]
 
         @tf.custom_gradient
         def op(x):
-            xs = tf.stack([x, tf.reverse(x, axis=[1])])  # (2, B, T, D): forward and time-reversed inputs
-            zx = tf.einsum("nbtd,ndg->tnbg", xs, w) + b[None, :, None]  # every step's x·W + b in one matmul
             batch = tf.shape(x)[0]
-            zx = tf.stop_gradient(pad(zx, batch))  # not differentiated (custom grad)
-            parts = [fwd(zx[:, n : n + 1], u[n : n + 1]) for n in (0, 1)]  # one loop per direction
-            hs, cs, tcs, gates = (tf.concat(arrays, axis=1) for arrays in zip(*parts))
-            hs = hs[:, :, :batch]
-            h_f, h_b = hs[:, 0], hs[:, 1]  # (T, B, H)
-            out = tf.concat([tf.transpose(h_f, (1, 0, 2)), tf.reverse(tf.transpose(h_b, (1, 0, 2)), [1])], -1)
+            # time-major (T, B', D), B' = B padded to a multiple of 32 (pad the narrow input, not the projections)
+            x_tm = tf.transpose(tf.pad(x, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))
+            inputs = (x_tm, tf.reverse(x_tm, axis=[0]))  # forward and time-reversed
+            # every step's x.W + b in one matmul per direction, already time-major: (T, 1, B', 4H)
+            zx = [tf.stop_gradient(tf.matmul(inputs[n], w[n]) + b[n])[:, None] for n in (0, 1)]
+            parts = [fwd(zx[n], u[n : n + 1]) for n in (0, 1)]  # one XLA loop per direction
+            h_f, h_b = parts[0][0][:, 0, :batch], parts[1][0][:, 0, :batch]  # (T, B, H)
+            out = tf.transpose(tf.concat([h_f, tf.reverse(h_b, axis=[0])], -1), (1, 0, 2))  # (B, T, 2H)
 
             def grad(dout):
-                dh = tf.stack([dout[..., :units], tf.reverse(dout[..., units:], axis=[1])])  # (2, B, T, H)
-                dh = tf.stop_gradient(pad(tf.transpose(dh, (2, 0, 1, 3)), batch))
-                dzx = tf.concat(
-                    [
-                        bwd(dh[:, n : n + 1], cs[:, n : n + 1], tcs[:, n : n + 1], gates[:, n : n + 1], u[n : n + 1])
-                        for n in (0, 1)
-                    ],
-                    axis=1,
+                dh = tf.transpose(tf.pad(dout, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))  # (T, B', 2H)
+                dh = (dh[..., :units], tf.reverse(dh[..., units:], axis=[0]))
+                dzx = [bwd(dh[n][:, None], *parts[n][1:], u[n : n + 1])[:, 0] for n in (0, 1)]
+                dx_tm = tf.matmul(dzx[0], w[0], transpose_b=True) + tf.reverse(
+                    tf.matmul(dzx[1], w[1], transpose_b=True), axis=[0]
                 )
-                dxs = tf.einsum("tnbg,ndg->nbtd", dzx[:, :, :batch], w)
-                return dxs[0] + tf.reverse(dxs[1], axis=[1])
+                return tf.transpose(dx_tm, (1, 0, 2))[:batch]
 
             return out, grad
 

@@ -74,12 +74,8 @@ class ProgramStack:
             raise ValueError("every program of a stack needs its label map: resolve(setting, n_classes) first")
         self.settings = settings
         self.P, self.K = len(settings), n_classes
-        options = dict(options or {})
-        # measured (docs/performance.md): at P x 32 >= 128 series per step Keras' own LSTM loop (multi-threaded
-        # TF kernels) beats the fused XLA recurrence, which wins at 32
-        options.setdefault("lstm", "keras" if self.P >= 4 else "fused")
         self.am = am
-        self.body = fast_am.FastBody(am, **options) if fast_am.is_supported(am) else None
+        self.body = fast_am.FastBody(am, **(options or {})) if fast_am.is_supported(am) else None
         init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
         self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
         self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s.groups) for s in settings]))  # (P, 36, K)

@@ -10,6 +10,11 @@ In ONE process, with the same AM weights (V2Sa), the same data and batch 32, for
   (d) cnn1d_small  the plain Keras V2S model over the raw-waveform AM `cnn1d_small` (no fast path
               covers it), `model.fit` as (a): the cost of V2S with that source beside V2Sa's
 
+and the evaluation passes (forward only, no dropout) of (b) and (c): `model.evaluate` at the single
+run's validation batch (`training.EVAL_BATCH`) and `ProgramStack.evaluate` at 128 series per program
+(the sweep's validation and per-epoch TEST passes), each as series/s and as a multiple of its own
+training rate.
+
 First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
 theta as (a) (no dropout): |dloss| <= 1e-5 * loss and ||dgrad|| <= 1e-4 * ||grad||, or the script fails.
 Then the variants are timed INTERLEAVED (many short rounds of k steps of each, in turn: the machine
@@ -18,6 +23,7 @@ time at the measured rates, and as its last line
 
   speedup_single=<b/a> speedup_sweep=<c/a> naive_samples_per_s=<a> single_samples_per_s=<b> sweep_samples_per_s=<c>
 
+after a line `eval_vs_train_single=<b eval/b> eval_vs_train_sweep=<c eval/c>`,
 each ratio taken on the shape where it is smallest (the rates are those of that shape).
 
     .venv/bin/python benchmarks/throughput.py --quick      # <= 3 min
@@ -161,7 +167,13 @@ def bench_shape(am, length, args, waveform_am=None):
             ys = np.stack([y[o[start : start + B]] for o in orders])
             stack.train_step(tf.constant(xs), tf.constant(ys))[0].numpy()
 
-    variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P)}
+    def eval_b():
+        model_b.evaluate(x, y, batch_size=training.EVAL_BATCH, verbose=0)
+
+    def eval_c():
+        stack.evaluate([x] * P, y, 128)
+
+    variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P), "b_eval": (eval_b, n), "c_eval": (eval_c, n * P)}
     if waveform_am is not None:
         model_d = build_naive(waveform_am, groups, 0.4, 0.04)
         training.compile_model(model_d, 0.05, 0.48, steps_per_execution=1)
@@ -188,7 +200,7 @@ def bench_shape(am, length, args, waveform_am=None):
         "  median-round rates: "
         + ", ".join(f"({k}) {v:.1f}" for k, v in median_rates.items())
         + "  -> "
-        + ", ".join(f"x{median_rates[k] / median_rates['a']:.2f}" for k in median_rates if k != "a")
+        + ", ".join(f"x{median_rates[k] / median_rates['a']:.2f}" for k in median_rates if k in ("b", "c", "d"))
     )
     return rates, rss, lines
 
@@ -261,6 +273,11 @@ def main(argv=None) -> int:
             f"  (c) sweep  {rates['c']:8.1f} samples/s   peak RSS {rss['c']:.2f} GB   x{rates['c'] / rates['a']:.2f}  "
             f"({args.programs} programs, samples of all programs)"
         )
+        for key in ("b", "c"):
+            print(
+                f"  ({key}) evaluation {rates[key + '_eval']:8.1f} samples/s   "
+                f"x{rates[key + '_eval'] / rates[key]:.2f} its training rate (forward only)"
+            )
         if "d" in rates:
             print(
                 f"  (d) cnn1d_small {rates['d']:8.1f} samples/s   peak RSS {rss['d']:.2f} GB   "
@@ -276,6 +293,9 @@ def main(argv=None) -> int:
     for key, label in (("a", "naive"), ("b", "single"), ("c", "sweep")):
         rate = min(r[key] for r in results.values())
         print(f"  at the {label} rate {rate:.0f} samples/s (slowest shape): {total / rate / 3600:.1f} h")
+    eval_single = min(r["b_eval"] / r["b"] for r in results.values())
+    eval_sweep = min(r["c_eval"] / r["c"] for r in results.values())
+    print(f"eval_vs_train_single={eval_single:.2f} eval_vs_train_sweep={eval_sweep:.2f}")
     single_shape = min(results, key=lambda L: results[L]["b"] / results[L]["a"])
     sweep_shape = min(results, key=lambda L: results[L]["c"] / results[L]["a"])
     rs, rw = results[single_shape], results[sweep_shape]
