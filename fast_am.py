@@ -354,8 +354,8 @@ class FastBody:
         STFT(x + theta) = STFT(x) + STFT(theta). On a frame where no series of the batch has a non-zero
         sample (most frames of a short series: for L = 500, m = 1, 121 of 125), every row of program p has
         the spectrum of theta_p alone, so |.|, the mel matrix and the log run there once per program, not
-        once per series; only the active frames run per series (the series' STFT on those frames only,
-        no gradient). The standardisation (per example, over all frames) then runs per series, on the
+        once per series; only the frames from the first to the last active one run per series (the
+        series' STFT on those frames only, no gradient). The standardisation (per example, over all frames) then runs per series, on the
         (P, b, 125, 80) log-mel. The gradient reaches the programs through both parts.
         """
         n = self.window.shape[0]
@@ -363,17 +363,22 @@ class FastBody:
         padded = tf.pad(series, [[0, 0], [0, 0], [0, (frames - 1) * _HOP + n - WAVE_LEN]])
         nonzero = tf.cast(tf.reduce_any(tf.not_equal(padded, 0.0), axis=[0, 1]), tf.float32)  # (samples,)
         active = tf.reduce_max(tf.signal.frame(nonzero, n, _HOP), axis=-1) > 0  # (frames,)
-        index = tf.cast(tf.where(active)[:, 0], tf.int32)  # (A,) the active frame numbers
-        samples = index[:, None] * _HOP + tf.range(n)[None, :]  # (A, n)
-        data = tf.signal.rfft(tf.gather(padded, samples, axis=2) * self.window, [n])  # (P, b, A, 513)
+        # the span from the first to the last active frame (silent frames inside it are exact too: |0 + T|)
+        first = tf.argmax(tf.cast(active, tf.int32), output_type=tf.int32)
+        last = frames - 1 - tf.argmax(tf.cast(active[::-1], tf.int32), output_type=tf.int32)
+        count = tf.where(tf.reduce_any(active), last - first + 1, 0)
+        segment = padded[:, :, first * _HOP : first * _HOP + (count - 1) * _HOP + n]
+        data = tf.signal.rfft(tf.signal.frame(segment, n, _HOP) * self.window, [n])  # (P, b, count, 513)
         program_spectrum = self.spectrum(programs)  # (P, 125, 513)
         mel_matrix, offset, eps = self._mel_constants()
         shared = log_mel(tf.abs(program_spectrum), mel_matrix, offset)  # (P, 125, 80)
-        on_active = tf.stop_gradient(data) + tf.gather(program_spectrum, index, axis=1)[:, None]
-        per_series = log_mel(tf.abs(on_active), mel_matrix, offset)  # (P, b, A, 80)
-        per_series = tf.pad(per_series, [[0, 0], [0, 0], [0, 1], [0, 0]])  # slot A: zeros, never chosen
-        slot = tf.where(active, tf.cumsum(tf.cast(active, tf.int32)) - 1, tf.size(index))  # (frames,)
-        logmel = tf.where(active[:, None], tf.gather(per_series, slot, axis=2), shared[:, None])
+        on_span = tf.stop_gradient(data) + program_spectrum[:, None, first : first + count]
+        per_series = log_mel(tf.abs(on_span), mel_matrix, offset)  # (P, b, count, 80)
+        per_series = tf.pad(per_series, [[0, 0], [0, 0], [0, 1], [0, 0]])  # slot `count`: zeros, never chosen
+        frame = tf.range(frames)
+        in_span = (frame >= first) & (frame < first + count)
+        slot = tf.where(in_span, frame - first, count)  # (frames,)
+        logmel = tf.where(in_span[:, None], tf.gather(per_series, slot, axis=2), shared[:, None])
         return standardise(logmel, eps)
 
     def conv(self, mel):

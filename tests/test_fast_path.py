@@ -186,13 +186,19 @@ def test_fast_v2s_equals_naive_and_saves_alike(v2sa, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), naive.get_weights()))
 
 
-@pytest.mark.parametrize("length", [0, 300, 16000], ids=["all_zero", "few_frames", "every_frame"])
-def test_fast_v2s_equals_naive_whatever_frames_are_active(v2sa, length):
-    """The front end runs the series per series only on frames where some series is non-zero and once per
-    program elsewhere: the same function when no frame is active (all-zero series), a few are, or all are."""
+@pytest.mark.parametrize(
+    "spans",
+    [[], [(0, 300)], [(0, 300), (9000, 9300)], [(0, 16000)]],
+    ids=["all_zero", "few_frames", "two_bursts", "every_frame"],
+)
+def test_fast_v2s_equals_naive_whatever_frames_are_active(v2sa, spans):
+    """The front end runs per series only the frames from the first to the last one where some series is
+    non-zero, and once per program elsewhere: the same function when no frame is active (all-zero
+    series), a few are, two bursts with silence between them, or all are."""
     rng = np.random.default_rng(3)
     x = np.zeros((6, 16000), np.float32)
-    x[:, :length] = rng.standard_normal((6, length))
+    for start, stop in spans:
+        x[:, start:stop] = rng.standard_normal((6, stop - start))
     y = np.array([0, 1, 0, 1, 1, 0], np.int32)
     naive = ts_model.build_v2s(v2sa, 2, ts_model.label_mapping(2, 18), "1", 0.0, 0.04)
     p0, l0, g0 = _loss_grad(naive, x, y)
