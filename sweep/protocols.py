@@ -50,7 +50,8 @@ def protocol_scores(records: list[dict]) -> dict:
       Only where every run of the seed has the per-epoch TEST history (older records have none).
     Returns {(dataset, column): {"honest": [...], "setting-on-test": [...], "original": [...] (only if
     every seed has it), "settings": [...] (the honest choice per seed), "original_choice": [{"dr", "seg",
-    "epoch"} per seed], "seeds": [...], "runs": n, "seconds": s}}, lists in `seeds` order.
+    "epoch"} per seed], "seeds": [...], "n_settings": settings per seed (the most of any seed), "runs": n
+    (records, folds included), "seconds": s}}, lists in `seeds` order.
     """
     groups: dict = {}
     for rec in records:
@@ -66,6 +67,7 @@ def protocol_scores(records: list[dict]) -> dict:
             "settings": [],
             "original_choice": [],
             "seeds": sorted(by_seed),
+            "n_settings": max(len(settings) for settings in by_seed.values()),
             "runs": 0,
             "seconds": 0.0,
         }

@@ -122,7 +122,7 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
         seconds = 0.0
         first = scores[(row["ucr_name"], have[0])]
         line["seeds"] = len(first["honest"])
-        line["settings"] = first["runs"] // max(1, len(first["honest"]))
+        line["settings"] = first["n_settings"]
         for key in have + [k for k in tfa_keys if (row["ucr_name"], k) in scores]:
             score = scores[(row["ucr_name"], key)]
             for column, protocol in score_columns(key):

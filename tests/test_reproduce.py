@@ -101,15 +101,16 @@ def test_with_folds_the_setting_is_chosen_on_the_mean_over_folds():
     scores = protocols.protocol_scores(records)[("Toy", "0")]
     assert scores["honest"] == [pytest.approx(0.75)] and scores["settings"] == [{"dr": 4, "seg": 10}]
     assert scores["setting-on-test"] == [pytest.approx(0.75)] and scores["runs"] == 4
+    assert scores["n_settings"] == 2  # the table's "settings" column: settings, not records (folds)
 
 
 def test_tfa_and_minirocket_columns_and_their_own_summaries(tmp_path):
     rows = [{"ucr_name": n, "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0} for n in ("A", "B")]
     scores = {
-        ("A", "0"): {"honest": [0.8], "setting-on-test": [0.9], "runs": 4, "seconds": 4.0},
-        ("B", "0"): {"honest": [0.6], "setting-on-test": [0.7], "runs": 4, "seconds": 4.0},
-        ("A", "tfa"): {"honest": [0.5], "original": [0.55], "runs": 1, "seconds": 2.0},
-        ("A", "tfa-adam1e-3"): {"honest": [0.7], "runs": 1, "seconds": 1.0},
+        ("A", "0"): {"honest": [0.8], "setting-on-test": [0.9], "n_settings": 4, "runs": 4, "seconds": 4.0},
+        ("B", "0"): {"honest": [0.6], "setting-on-test": [0.7], "n_settings": 4, "runs": 4, "seconds": 4.0},
+        ("A", "tfa"): {"honest": [0.5], "original": [0.55], "n_settings": 1, "runs": 1, "seconds": 2.0},
+        ("A", "tfa-adam1e-3"): {"honest": [0.7], "n_settings": 1, "runs": 1, "seconds": 1.0},
         ("A", "minirocket"): {"values": [0.9, 1.0], "seconds": 1.0},
     }
     lines, summary = tables.build_table(rows, scores, ["0"], "honest")
@@ -170,7 +171,9 @@ def test_summary_maths_on_a_hand_made_case():
 
 def test_table_mean_and_std_over_seeds_and_the_written_files(tmp_path):
     rows = [{"ucr_name": "Toy", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
-    scores = {("Toy", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 1.0], "runs": 8, "seconds": 4.0}}
+    scores = {
+        ("Toy", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 1.0], "n_settings": 4, "runs": 8, "seconds": 4.0}
+    }
     lines, summary = tables.build_table(rows, scores, ["0"], "honest")
     assert lines[0]["ours V2Sa (honest)"] == pytest.approx(85.0)
     assert lines[0]["ours V2Sa (honest) std"] == pytest.approx(5.0)
@@ -279,7 +282,9 @@ def test_the_lead_protocol_comes_first():
 
 def test_a_dataset_is_tabled_once_one_net_has_results():
     rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
-    scores = {("A", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 0.9], "runs": 8, "seconds": 4.0}}
+    scores = {
+        ("A", "0"): {"honest": [0.8, 0.9], "setting-on-test": [0.9, 0.9], "n_settings": 4, "runs": 8, "seconds": 4.0}
+    }
     lines, summary = tables.build_table(rows, scores, ["0", "3"], "honest")
     assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
 
@@ -384,7 +389,7 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
         for n, v in (("FordB", 100.0), ("ECG200", 87.0), ("Coffee", 100.0))
     ]
     scores = {
-        (n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "runs": 1, "seconds": 1.0}
+        (n, "0"): {"honest": [a], "setting-on-test": [a], "original": [a], "n_settings": 1, "runs": 1, "seconds": 1.0}
         for n, a in (("FordB", 0.7), ("ECG200", 0.855), ("Coffee", 0.99))
     }
     lines, _ = tables.build_table(rows, scores, ["0"], "honest")
@@ -404,7 +409,14 @@ def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
     rows, skipped = plan.select_datasets("MyToy", str(tmp_path))
     assert skipped == [] and rows[0]["ucr_name"] == "MyToy" and rows[0]["V2Sa"] is None and rows[0]["n_train"] == 24
     scores = {
-        ("MyToy", "0"): {"honest": [0.8], "setting-on-test": [0.9], "original": [0.95], "runs": 4, "seconds": 1.0}
+        ("MyToy", "0"): {
+            "honest": [0.8],
+            "setting-on-test": [0.9],
+            "original": [0.95],
+            "n_settings": 4,
+            "runs": 4,
+            "seconds": 1.0,
+        }
     }
     lines, summary = tables.build_table(rows, scores, ["0"], "honest")
     assert "paper V2Sa" not in lines[0] and summary["ours V2Sa (original)"]["wins"] == 0
@@ -419,7 +431,16 @@ def test_the_raw_waveform_am_is_a_net_of_the_table_with_its_own_columns():
     assert all(s.name.split("_")[1] == "net6" for s in specs if s.net == "6")
     assert tables.score_columns("6") == [(f"ours cnn1d_small ({p})", p) for p in protocols.PROTOCOLS]
     rows = [{"ucr_name": "A", "n_classes": 2, "SOTA": 90.0, "V2Sa": 95.0, "V2Su": 93.0, "TFa": 50.0}]
-    scores = {("A", "6"): {"honest": [0.8], "setting-on-test": [0.9], "original": [1.0], "runs": 4, "seconds": 1.0}}
+    scores = {
+        ("A", "6"): {
+            "honest": [0.8],
+            "setting-on-test": [0.9],
+            "original": [1.0],
+            "n_settings": 4,
+            "runs": 4,
+            "seconds": 1.0,
+        }
+    }
     lines, _ = tables.build_table(rows, scores, ["0", "6"], "honest")
     assert lines[0]["ours cnn1d_small (honest)"] == pytest.approx(80.0)
     assert lines[0]["ours cnn1d_small (original)"] == pytest.approx(100.0)
