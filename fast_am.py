@@ -463,11 +463,6 @@ class AcceleratedAM(_View):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 36)
 
-    def mel(self, wave):
-        """(B, 16000) -> standardised log-mel (B, 125, 80)."""
-        body = self._body.obj
-        return body.mel(tf.abs(body.spectrum(wave)))
-
     def call(self, inputs, training=None):
         body = self._body.obj
         return body.probs(body.spectrum(tf.convert_to_tensor(inputs, tf.float32)))

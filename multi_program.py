@@ -72,8 +72,10 @@ class ProgramStack:
         settings = [as_setting(s) for s in settings]
         if any(s.groups is None for s in settings):
             raise ValueError("every program of a stack needs its label map: resolve(setting, n_classes) first")
+        if any(len(s.groups) != n_classes for s in settings):
+            raise ValueError(f"every program's label map must have {n_classes} target classes")
         self.settings = settings
-        self.P, self.K = len(settings), n_classes
+        self.P = len(settings)
         self.am = am
         self.body = fast_am.FastBody(am, **(options or {})) if fast_am.is_supported(am) else None
         init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
