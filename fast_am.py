@@ -355,8 +355,9 @@ class FastBody:
         sample (most frames of a short series: for L = 500, m = 1, 121 of 125), every row of program p has
         the spectrum of theta_p alone, so |.|, the mel matrix and the log run there once per program, not
         once per series; only the frames from the first to the last active one run per series (the
-        series' STFT on those frames only, no gradient). The standardisation (per example, over all frames) then runs per series, on the
-        (P, b, 125, 80) log-mel. The gradient reaches the programs through both parts.
+        series' STFT on those frames only, no gradient). The standardisation (per example, over all
+        frames) then runs per series, on the (P, b, 125, 80) log-mel. The gradient reaches the programs
+        through both parts.
         """
         n = self.window.shape[0]
         frames = _n_frames(WAVE_LEN)
