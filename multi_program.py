@@ -4,12 +4,15 @@ P settings (seeds, dropouts, segment counts, label maps, masks, L2 weights) on t
 trained as one (P, 16000) program variable. Each step gathers one mini-batch per program (each with
 its own seeded shuffling and tiling), runs the fast AM body (`fast_am.FastBody`) once on the P x B
 reprogrammed series (an AM the fast body does not cover, e.g. the raw-waveform cnn1d_small, runs as
-the plain Keras model on the P x B waveforms x + theta_p), and minimises the SUM of the P losses. The programs do not interact: program p's
-loss depends only on theta_p, so the gradient w.r.t. theta_p of the sum is that of loss_p, and Adam is
-element-wise (its moments, bias correction and the inverse-time learning-rate decay lr/(1+decay*step)
-are per element, with the same step count as a single run): P runs, exactly, with the per-step
-overhead shared. As in `fast_am.FastV2S`, STFT(x + theta) = STFT(x) + STFT(theta) with one STFT per
-program per step.
+the plain Keras model on the P x B waveforms x + theta_p), and minimises the SUM of the P losses.
+The programs do not interact: program p's loss depends only on theta_p, so the gradient w.r.t.
+theta_p of the sum is that of loss_p, and Adam is element-wise (its moments, bias correction and the
+inverse-time learning-rate decay lr/(1+decay*step) are per element, with the same step count as a
+single run). So each program trains as its own run would, up to float32 rounding (the fast body's
+operation order depends on the batch, e.g. which frames are active in any program's series), with the
+per-step overhead shared. The mini-batch order (`default_rng([seed, epoch])`) and the dropout stream
+(one generator for the stack) are the stack's own, not those of `training.run`. As in
+`fast_am.FastV2S`, STFT(x + theta) = STFT(x) + STFT(theta) with one STFT per program per step.
 
 Per program, as `training.run` does for one: loss = cross-entropy (Keras' sparse categorical
 cross-entropy on the many-to-one target probabilities) + l2 * sum(theta**2); dropout on theta while
@@ -207,9 +210,9 @@ def train_programs(
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
     Returns:
         one dict per program: `setting` (its `ProgramSetting.as_dict()`, the label map resolved), `history`
-        (per epoch, as Keras names them: loss, accuracy, ce — the training loss with and without the L2 term
-        and the accuracy, averaged over the epoch's batches as Keras does —, val_loss, val_accuracy, val_ce), `best_epoch` (1-based, lowest val_ce; last epoch
-        without validation data), `best_val_ce`, `theta` (the chosen epoch's program, (16000,)),
+        (per epoch, as Keras names them: loss, accuracy, ce — the training loss with and without the L2
+        term and the accuracy, averaged over the epoch's batches as Keras does —, val_loss, val_accuracy,
+        val_ce), `best_epoch` (1-based, lowest val_ce; last epoch without validation data), `best_val_ce`, `theta` (the chosen epoch's program, (16000,)),
         `theta_last`, `metrics` ({name: {loss, accuracy, ce}} for "validation" at the chosen epoch and
         every `evaluate_on` split), and `samples_per_s` of the whole stack.
     """

@@ -18,8 +18,9 @@ training rate.
 First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
 theta as (a) (no dropout): |dloss| <= 1e-5 * loss and ||dgrad|| <= 1e-4 * ||grad||, or the script fails.
 Then the variants are timed INTERLEAVED (many short rounds of k steps of each, in turn: the machine
-is shared) after warm-up; samples/s = all samples / all time (the median round's rates printed too). Prints per shape samples/s and peak RSS, an estimate of the paper's Table-2 grid wall
-time at the measured rates, and as its last line
+is shared) after warm-up; samples/s = all samples / all time (the median round's rates printed too).
+Prints per shape samples/s and peak RSS, an estimate of the paper's Table-2 grid wall time at the
+measured rates, and as its last line
 
   speedup_single=<b/a> speedup_sweep=<c/a> naive_samples_per_s=<a> single_samples_per_s=<b> sweep_samples_per_s=<c>
 
