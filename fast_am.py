@@ -39,6 +39,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from settings import HOP, N_FRAMES
 from utils import WAVE_LEN
 
 # Layers the accelerated body reads by name (those of speech_models.build_am("v2sa"/"v2su")).
@@ -111,14 +112,6 @@ def standardise(logmel, std_eps):
     """(log-mel - mean) / sqrt(var + eps) over each example's (frames, mel), as the AM's `mel_stft` layer."""
     mean, var = tf.nn.moments(logmel, axes=[-2, -1], keepdims=True)
     return (logmel - mean) * tf.math.rsqrt(var + std_eps)
-
-
-_HOP = 128
-
-
-def _n_frames(samples: int) -> int:
-    """Frames of tf.signal.stft(pad_end=True): ceil(samples / hop)."""
-    return -(-samples // _HOP)
 
 
 def _t(variable):
@@ -319,7 +312,7 @@ class FastBody:
         )
         self.fold_conv = _is_v2sa_conv_block(am)
         stft = am.get_layer("stft")
-        if stft.n_fft != stft.win_length or stft.hop_length != _HOP or not stft.pad_end or stft.pad_begin:
+        if stft.n_fft != stft.win_length or stft.hop_length != HOP or not stft.pad_end or stft.pad_begin:
             raise ValueError("accelerate: unexpected STFT settings")
         self.window = stft.window_fn(stft.win_length, dtype=tf.float32)
 
@@ -329,7 +322,7 @@ class FastBody:
         return tf.signal.stft(
             wave,
             frame_length=n,
-            frame_step=_HOP,
+            frame_step=HOP,
             fft_length=n,
             window_fn=lambda length, dtype=tf.float32: self.window,
             pad_end=True,
@@ -360,16 +353,16 @@ class FastBody:
         through both parts.
         """
         n = self.window.shape[0]
-        frames = _n_frames(WAVE_LEN)
-        padded = tf.pad(series, [[0, 0], [0, 0], [0, (frames - 1) * _HOP + n - WAVE_LEN]])
+        frames = N_FRAMES
+        padded = tf.pad(series, [[0, 0], [0, 0], [0, (frames - 1) * HOP + n - WAVE_LEN]])
         nonzero = tf.cast(tf.reduce_any(tf.not_equal(padded, 0.0), axis=[0, 1]), tf.float32)  # (samples,)
-        active = tf.reduce_max(tf.signal.frame(nonzero, n, _HOP), axis=-1) > 0  # (frames,)
+        active = tf.reduce_max(tf.signal.frame(nonzero, n, HOP), axis=-1) > 0  # (frames,)
         # the span from the first to the last active frame (silent frames inside it are exact too: |0 + T|)
         first = tf.argmax(tf.cast(active, tf.int32), output_type=tf.int32)
         last = frames - 1 - tf.argmax(tf.cast(active[::-1], tf.int32), output_type=tf.int32)
         count = tf.where(tf.reduce_any(active), last - first + 1, 0)
-        segment = padded[:, :, first * _HOP : first * _HOP + (count - 1) * _HOP + n]
-        data = tf.signal.rfft(tf.signal.frame(segment, n, _HOP) * self.window, [n])  # (P, b, count, 513)
+        segment = padded[:, :, first * HOP : first * HOP + (count - 1) * HOP + n]
+        data = tf.signal.rfft(tf.signal.frame(segment, n, HOP) * self.window, [n])  # (P, b, count, 513)
         program_spectrum = self.spectrum(programs)  # (P, 125, 513)
         mel_matrix, offset, eps = self._mel_constants()
         shared = log_mel(tf.abs(program_spectrum), mel_matrix, offset)  # (P, 125, 80)

@@ -39,10 +39,10 @@ import reporting
 import runs
 import utils
 import validation
-from settings import DEFAULT_OFFSET, ProgramSetting
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, ProgramSetting
 from utils import V2SError
 
-SCHEDULES = {"original": {"lr": 0.05, "lr_decay": 0.48}, "const": {"lr": 0.01, "lr_decay": 0.0}}
+SCHEDULES = {"original": {"lr": DEFAULT_LR, "lr_decay": DEFAULT_LR_DECAY}, "const": {"lr": 0.01, "lr_decay": 0.0}}
 SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)  # dropout as a rate
 OFFSET = DEFAULT_OFFSET
 

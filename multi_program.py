@@ -33,7 +33,7 @@ import tensorflow as tf
 import fast_am
 import fitting
 import ts_model
-from settings import ProgramSetting
+from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, ProgramSetting
 from utils import WAVE_LEN
 
 
@@ -68,8 +68,8 @@ class ProgramStack:
         n_classes: int,
         settings: list[ProgramSetting | dict],
         length: int,
-        lr: float = 0.05,
-        lr_decay: float = 0.48,
+        lr: float = DEFAULT_LR,
+        lr_decay: float = DEFAULT_LR_DECAY,
         options: dict | None = None,
     ):
         settings = [as_setting(s) for s in settings]
@@ -179,9 +179,9 @@ def train_programs(
     data_val,
     settings: list[ProgramSetting | dict],
     epochs: int = 100,
-    batch_size: int = 32,
-    lr: float = 0.05,
-    lr_decay: float = 0.48,
+    batch_size: int = DEFAULT_BATCH,
+    lr: float = DEFAULT_LR,
+    lr_decay: float = DEFAULT_LR_DECAY,
     seed: int = 0,
     eval_batch: int = 128,
     verbose: int = 0,

@@ -25,6 +25,9 @@ N_SOURCE = 36  # output classes of every source acoustic model (speech_models.SO
 
 DEFAULT_DR = 4  # the CLI's --dr: program dropout in tenths (the original code's unit)
 DEFAULT_L2 = 0.04  # L2 weight on theta (the paper; the original code used 0.05)
+DEFAULT_LR = 0.05  # Adam's initial learning rate (the original's)
+DEFAULT_LR_DECAY = 0.48  # lr_t = lr / (1 + decay * step), the original Adam `decay`
+DEFAULT_BATCH = 32  # series per training step
 
 
 def dropout_rate(dr: float) -> float:

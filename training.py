@@ -29,7 +29,7 @@ import ts_dataloader
 import ts_model
 import utils
 import validation
-from settings import DEFAULT_DR, N_SOURCE, ProgramSetting, dropout_rate
+from settings import DEFAULT_BATCH, DEFAULT_DR, DEFAULT_LR, DEFAULT_LR_DECAY, N_SOURCE, ProgramSetting, dropout_rate
 
 _PROGRAM = ProgramSetting()  # the program fields' defaults
 EVAL_BATCH = 256  # series per batch when scoring (validation during fit, and the final scores)
@@ -50,9 +50,9 @@ class V2SConfig:
     per: int = 0
     data_dir: str | None = None
     seed: int = _PROGRAM.seed
-    batch_size: int = 32
-    lr: float = 0.05
-    lr_decay: float = 0.48  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
+    batch_size: int = DEFAULT_BATCH
+    lr: float = DEFAULT_LR
+    lr_decay: float = DEFAULT_LR_DECAY  # lr_t = lr / (1 + lr_decay * step), the original Adam `decay`
     l2: float = _PROGRAM.l2
     val_split: float = 0.2
     fold: int | None = None  # with folds >= 2: validate on this fold of a stratified k-fold split instead

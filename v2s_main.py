@@ -15,7 +15,7 @@ import argparse
 
 import utils
 import validation
-from settings import DEFAULT_OFFSET
+from settings import DEFAULT_BATCH, DEFAULT_DR, DEFAULT_L2, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="0",
         help="source AM: 0/v2sa attention-BiLSTM (original weights), 3/v2su U-Net variant, 5/cnn1d raw-waveform CNN, 6/cnn1d_small (its 64->16 channel version)",
     )
-    parser.add_argument("--dr", type=float, default=4, help="dropout on the program theta = dr x 0.1 (training only)")
+    parser.add_argument(
+        "--dr", type=float, default=DEFAULT_DR, help="dropout on the program theta = dr x 0.1 (training only)"
+    )
     parser.add_argument(
         "--seg",
         type=int,
@@ -80,16 +82,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds data split, program init, dropout, shuffling, random map"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="mini-batch size")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam's initial learning rate")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="mini-batch size")
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam's initial learning rate")
     parser.add_argument(
         "--lr-decay",
         type=float,
-        default=0.48,
+        default=DEFAULT_LR_DECAY,
         help="inverse-time decay per step, lr/(1+decay*step), as the original Adam `decay`; 0 = constant",
     )
     parser.add_argument(
-        "--l2", type=float, default=0.04, help="L2 penalty on theta (paper 0.04; the original code used 0.05)"
+        "--l2", type=float, default=DEFAULT_L2, help="L2 penalty on theta (paper 0.04; the original code used 0.05)"
     )
     parser.add_argument(
         "--val-split",

@@ -107,7 +107,7 @@ def bench_shape(am, length, args, waveform_am=None):
     import multi_program
     import training
     import ts_model
-    from settings import ProgramSetting
+    from settings import DEFAULT_LR, DEFAULT_LR_DECAY, ProgramSetting
 
     P, B, k = args.programs, 32, args.steps_per_round
     n = B * k  # one fit() epoch = one round of k steps
@@ -148,9 +148,9 @@ def bench_shape(am, length, args, waveform_am=None):
 
     # --- the three training paths, as used (dropout 0.4, L2 0.04, Adam with inverse-time decay) -------
     model_a = build_naive(am, groups, 0.4, 0.04)
-    training.compile_model(model_a, 0.05, 0.48, steps_per_execution=1)  # plain fit: Keras' default
+    training.compile_model(model_a, DEFAULT_LR, DEFAULT_LR_DECAY, steps_per_execution=1)  # plain fit: Keras' default
     model_b = fast_am.accelerate_v2s(build_naive(am, groups, 0.4, 0.04))
-    training.compile_model(model_b, 0.05, 0.48)  # as v2s_main.py compiles it
+    training.compile_model(model_b, DEFAULT_LR, DEFAULT_LR_DECAY)  # as v2s_main.py compiles it
     settings = [ProgramSetting(seed=p, dropout=0.4, offset=0, groups=groups) for p in range(P)]
     stack = multi_program.ProgramStack(am, 2, settings, length)
     orders_rng = np.random.default_rng(2)
@@ -177,7 +177,7 @@ def bench_shape(am, length, args, waveform_am=None):
     variants = {"a": (run_a, n), "b": (run_b, n), "c": (run_c, n * P), "b_eval": (eval_b, n), "c_eval": (eval_c, n * P)}
     if waveform_am is not None:
         model_d = build_naive(waveform_am, groups, 0.4, 0.04)
-        training.compile_model(model_d, 0.05, 0.48, steps_per_execution=1)
+        training.compile_model(model_d, DEFAULT_LR, DEFAULT_LR_DECAY, steps_per_execution=1)
 
         def run_d():
             model_d.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)

@@ -9,7 +9,7 @@ import numpy as np
 
 import runs
 import utils
-from settings import DEFAULT_OFFSET
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET
 from utils import V2SError
 
 GRIDS = {
@@ -19,7 +19,7 @@ GRIDS = {
 NET_NAMES = {"0": "V2Sa", "3": "V2Su", "6": "cnn1d_small"}  # --nets value -> the table's name
 # TFa's optimisers: the paper's (the V2S one: Adam 0.05, inverse-time decay 0.48 per step), which collapses to
 # a constant predictor on most sets, and a fair fine-tuning baseline (Adam 1e-3, constant). (lr, lr_decay, column)
-TFA_OPTIMISERS = {"paper": (0.05, 0.48, "ours TFa"), "adam1e-3": (1e-3, 0.0, "ours TFa Adam 1e-3")}
+TFA_OPTIMISERS = {"paper": (DEFAULT_LR, DEFAULT_LR_DECAY, "ours TFa"), "adam1e-3": (1e-3, 0.0, "ours TFa Adam 1e-3")}
 PAPER_COLUMNS = ("SOTA", "V2Sa", "V2Su", "TFa")
 
 

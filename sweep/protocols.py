@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY
 from sweep.plan import TFA_OPTIMISERS, tfa_key
 
 PROTOCOLS = ("honest", "setting-on-test", "original")
@@ -25,7 +26,7 @@ def column_key(record: dict) -> str:
     if str(cfg.get("mod")) != "tfa":
         return str(cfg["net"])
     for name, (lr, lr_decay, _) in TFA_OPTIMISERS.items():
-        if cfg.get("lr", 0.05) == lr and cfg.get("lr_decay", 0.48) == lr_decay:
+        if cfg.get("lr", DEFAULT_LR) == lr and cfg.get("lr_decay", DEFAULT_LR_DECAY) == lr_decay:
             return tfa_key(name)
     return f"tfa-lr{cfg['lr']:g}-decay{cfg['lr_decay']:g}"
 
