@@ -28,9 +28,8 @@ def score_items(model, items: list, batch_size: int = 64) -> dict:
     Returns n, speakers, accuracy_36, n_core10, accuracy_core10 and the int arrays labels and
     predicted (`public` drops those two); for no clips n = 0 and nan accuracies.
     """
-    if not items:
-        return summarise(items, [])
-    return summarise(items, speech_data.predict_clips(model, [path for path, _, _ in items], batch_size))
+    paths = [path for path, _, _ in items]
+    return summarise(items, speech_data.predict_clips(model, paths, batch_size) if paths else [])
 
 
 def summarise(items: list, predicted) -> dict:
@@ -55,8 +54,8 @@ def score_heldout(model, speech: SpeechData) -> dict:
     """`score_items` on each held-out set, keyed as `HELDOUT`. The official TEST-split clips of the held-out
     speakers are among the unseen speakers' clips: each clip is predicted once."""
     split = speech.split
-    gsc = list({path: (path, label, speaker) for path, label, speaker in split.unseen + split.test_split}.values())
-    predicted = dict(zip((path for path, _, _ in gsc), score_items(model, gsc).get("predicted", [])))
+    paths = list(dict.fromkeys(path for path, _, _ in split.unseen + split.test_split))
+    predicted = dict(zip(paths, speech_data.predict_clips(model, paths, 64))) if paths else {}
     return {
         HELDOUT[0]: summarise(split.test_split, [predicted[path] for path, _, _ in split.test_split]),
         HELDOUT[1]: summarise(split.unseen, [predicted[path] for path, _, _ in split.unseen]),
