@@ -261,12 +261,14 @@ def folded_conv_block(mel, conv, bn, conv_1, bn_1):
     return tf.nn.relu(z) * scale_1 + shift_1
 
 
-def _is_v2sa_conv_block(am) -> bool:
-    """True if the AM's conv block is V2Sa's: Conv2D(10, (5, 1), relu) -> BN -> Conv2D(1, (5, 1), relu) -> BN."""
-    names = ("conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1")
-    if not all(any(layer.name == n for layer in am.layers) for n in names):
-        return False
-    conv, bn, conv_1, bn_1 = (am.get_layer(n) for n in names)
+def _v2sa_conv_layers(am):
+    """V2Sa's conv block layers (Conv2D(10, (5, 1), relu) -> BN -> Conv2D(1, (5, 1), relu) -> BN), or None if
+    the AM's block is another (V2Su's)."""
+    by_name = {layer.name: layer for layer in am.layers}
+    layers = [by_name.get(n) for n in ("conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1")]
+    if any(layer is None for layer in layers):
+        return None
+    conv, bn, conv_1, bn_1 = layers
     convs_ok = all(
         isinstance(c, keras.layers.Conv2D)
         and c.kernel_size == (5, 1)
@@ -276,7 +278,7 @@ def _is_v2sa_conv_block(am) -> bool:
         for c in (conv, conv_1)
     )
     bns_ok = all(isinstance(b, keras.layers.BatchNormalization) and b.center and b.scale for b in (bn, bn_1))
-    return convs_ok and bns_ok and conv.filters == 10 and conv_1.filters == 1 and conv_1.input.shape[-1] == 10
+    return layers if convs_ok and bns_ok and conv.filters == 10 and conv_1.filters == 1 else None
 
 
 def attention_head(seq, dense, dense_1, dense_2, output):
@@ -310,7 +312,8 @@ class FastBody:
         self.conv_block = keras.Model(
             am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output, name=f"{am.name}_conv_block"
         )
-        self.fold_conv = _is_v2sa_conv_block(am)
+        self.folded_layers = _v2sa_conv_layers(am)  # None: the AM's own conv layers
+        self.fold_conv = self.folded_layers is not None
         stft = am.get_layer("stft")
         if stft.n_fft != stft.win_length or stft.hop_length != HOP or not stft.pad_end or stft.pad_begin:
             raise ValueError("accelerate: unexpected STFT settings")
@@ -379,9 +382,7 @@ class FastBody:
         """Standardised log-mel (B, 125, 80) -> the conv block's output (B, 125, 80), BatchNorm in inference:
         V2Sa's block with its first BatchNorm folded (`folded_conv_block`), others as the AM's layers."""
         if self.fold_conv:
-            am = self.am
-            names = ("conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1")
-            return folded_conv_block(mel, *(am.get_layer(n) for n in names))
+            return folded_conv_block(mel, *self.folded_layers)
         return self.conv_block(mel[..., None], training=False)[..., 0]
 
     def probs_from_mel(self, mel):
