@@ -174,12 +174,17 @@ def test_two_processes_racing_for_the_same_stacks_never_both_get_one(tmp_path):
                 won.append(name)
             except claims.Held:
                 pass
-        print(" ".join(won))
+        print(" ".join(won), flush=True)
+        while not os.path.exists({str(tmp_path / "end")!r}):  # alive until both are done: a gone racer's
+            time.sleep(0.01)  # locks are stale, and the other would rightly take them over
     """)
     racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     time.sleep(1.0)
     (tmp_path / "go").write_text("")
-    won = [set(proc.communicate(timeout=120)[0].split()) for proc in racers]
+    won = [set(proc.stdout.readline().split()) for proc in racers]
+    (tmp_path / "end").write_text("")
+    for proc in racers:
+        proc.communicate(timeout=120)
     assert won[0] | won[1] == set(names) and not won[0] & won[1]
 
 
