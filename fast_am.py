@@ -5,10 +5,10 @@ V2S trains only the program theta; the AM is frozen. Keras 3 on CPU has no fused
 backward loop that also computes gradients nobody needs. `accelerate(am)` returns a model with the
 same input (batch, 16000) and output (batch, 36) that computes the same function with
 
-- the input projections x·W + b of all 125 steps in one large matmul per layer (only h·U stays in the
-  recurrence);
-- forward and time-reversed inputs stacked, each direction's recurrence its own XLA loop so that
-  TensorFlow's two inter-op threads run both at once;
+- the input projections x·W of all 125 steps and both directions in one large matmul per layer (only
+  h·U + b stays in the recurrence);
+- each direction's recurrence its own XLA loop (the backward one runs from the last step back, so no
+  sequence is reversed) so that TensorFlow's two inter-op threads run both at once;
 - a hand-written backward pass (`tf.custom_gradient`) that computes only what theta's gradient needs:
   the gradient w.r.t. the LSTM inputs (the weights are frozen: no dW, dU, db), with x-gradients of all
   steps again in one large matmul;
@@ -120,112 +120,114 @@ def _t(variable):
 
 
 def lstm_weights(bidirectional):
-    """(W (2, D, 4H), U (2, H, 4H), b (2, 4H)) of a Bidirectional LSTM layer, forward direction first."""
+    """A Bidirectional LSTM layer's frozen weights in the fused layout, gates reordered (i, f, o, g):
+
+    w (D, 8H): both directions' input kernels side by side (forward first), so x.W of every step and
+    both directions is one matmul; u (2, H, 4H) and its transpose u_t (2, 4H, H) for the backward pass;
+    b (2, 4H). Keras orders the gates (i, f, c, o); with (i, f, o, g) the three sigmoids are one slice.
+    """
     cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
-    return (
-        tf.stack([_t(c.kernel) for c in cells]),
-        tf.stack([_t(c.recurrent_kernel) for c in cells]),
-        tf.stack([_t(c.bias) for c in cells]),
-    )
+    units = cells[0].units
+    order = tf.concat([tf.range(2 * units), tf.range(3 * units, 4 * units), tf.range(2 * units, 3 * units)], 0)
+    w = tf.concat([tf.gather(_t(c.kernel), order, axis=1) for c in cells], axis=1)
+    u = tf.stack([tf.gather(_t(c.recurrent_kernel), order, axis=1) for c in cells])
+    b = tf.stack([tf.gather(_t(c.bias), order) for c in cells])
+    return w, u, tf.transpose(u, (0, 2, 1)), b
 
 
-def _gates(z, units):
-    i = tf.sigmoid(z[..., :units])
-    f = tf.sigmoid(z[..., units : 2 * units])
-    g = tf.tanh(z[..., 2 * units : 3 * units])
-    o = tf.sigmoid(z[..., 3 * units :])
-    return i, f, g, o
+def _time(s, steps, direction):
+    """The time index of a direction's s-th recurrence step (direction 1 runs from the last frame back)."""
+    return s if direction == 0 else steps - 1 - s
 
 
-def _recurrence_forward(zx, u):
-    """zx (T, n, B, 4H) input projections of n directions, u (n, H, 4H). Returns h, c, tanh(c), gates over T."""
-    steps = zx.shape[0]
-    units = zx.shape[-1] // 4
-    h = tf.zeros_like(zx[0, ..., :units])
-    c = tf.zeros_like(zx[0, ..., :units])
+def _recurrence_forward(zx, u, b, direction):
+    """One direction of a fused LSTM layer, all steps: zx (T, B, 8H) both directions' x.W (`lstm_weights`
+    layout), u (H, 4H), b (4H,) of `direction` (0: forward, 1: from the last step back).
 
-    def step(z, h, c):
-        i, f, g, o = _gates(z + tf.matmul(h, u), units)
-        c = f * c + i * g
-        tc = tf.tanh(c)
-        return o * tc, c, tc, tf.concat([i, f, g, o], axis=-1)
+    Returns h (T, B, H) and the states the backward pass needs, (T, B, 5H): sigmoid(i, f, o), g and c,
+    each indexed by time (not by step), so no sequence is ever reversed."""
+    steps, units = zx.shape[0], u.shape[0]
+    columns = slice(direction * 4 * units, (direction + 1) * 4 * units)
+    h = tf.zeros_like(zx[0, :, :units])
 
-    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(4)]
+    def body(s, h, c, hs, states):
+        t = _time(s, steps, direction)
+        z = tf.gather(zx, t)[:, columns] + b + tf.matmul(h, u)  # (zx[t, :, columns] gives wrong values under XLA)
+        ifo = 0.5 + 0.5 * tf.tanh(0.5 * z[:, : 3 * units])  # sigmoid, as XLA computes it fastest on CPU
+        g = tf.tanh(z[:, 3 * units :])
+        c = ifo[:, units : 2 * units] * c + ifo[:, :units] * g
+        h = ifo[:, 2 * units :] * tf.tanh(c)
+        return s + 1, h, c, hs.write(t, h), states.write(t, tf.concat([ifo, g, c], axis=-1))
 
-    def body(t, h, c, hs, cs, tcs, gs):
-        h, c, tc, gates = step(zx[t], h, c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), tcs.write(t, tc), gs.write(t, gates)
-
-    _, _, _, hs, cs, tcs, gs = tf.while_loop(lambda t, *_: t < steps, body, (0, h, c, *arrays))
-    return hs.stack(), cs.stack(), tcs.stack(), gs.stack()
+    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(2)]
+    _, _, _, hs, states = tf.while_loop(lambda s, *_: s < steps, body, (0, h, h, *arrays))
+    return hs.stack(), states.stack()
 
 
-def _recurrence_backward(dh_out, cs, tcs, gates, u):
-    """Backpropagation through time for the input projections only: dL/dzx (T, n, B, 4H)."""
-    steps, units = dh_out.shape[0], dh_out.shape[-1]
-    zeros = tf.zeros_like(dh_out[0])
+def _recurrence_backward(dh_out, states, u_t, direction):
+    """Backpropagation through time of one direction, for its input projections only.
 
-    def step(t_dh, c_prev, tc, gate, dh_next, dc_next):
-        i, f, g, o = (
-            gate[..., :units],
-            gate[..., units : 2 * units],
-            gate[..., 2 * units : 3 * units],
-            gate[..., 3 * units :],
-        )
-        dh = t_dh + dh_next
-        dc = dc_next + dh * o * (1.0 - tc * tc)
+    dh_out (T, B, 2H): dL/d(layer output), both directions side by side; states as `_recurrence_forward`
+    returned them; u_t (4H, H). Returns dL/dz (T, B, 4H), indexed by time."""
+    steps, units = states.shape[0], u_t.shape[1]
+    dh_own = dh_out[..., direction * units : (direction + 1) * units]
+    c = states[..., 4 * units :]
+    zeros = tf.zeros_like(c[0])
+    # c of the step before, in the direction's own order (zeros before its first step)
+    c_prev = tf.concat([zeros[None], c[:-1]], 0) if direction == 0 else tf.concat([c[1:], zeros[None]], 0)
+
+    def body(s, dh, dc, dzs):
+        t = _time(s, steps, direction)
+        state = states[t]
+        i, f, o = state[:, :units], state[:, units : 2 * units], state[:, 2 * units : 3 * units]
+        g, tc = state[:, 3 * units : 4 * units], tf.tanh(state[:, 4 * units :])
+        dh = dh_own[t] + dh
+        dc = dc + dh * o * (1.0 - tc * tc)
         dz = tf.concat(
-            [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)],
+            [dc * g * i * (1.0 - i), dc * c_prev[t] * f * (1.0 - f), dh * tc * o * (1.0 - o), dc * i * (1.0 - g * g)],
             axis=-1,
         )
-        return dz, tf.matmul(dz, u, transpose_b=True), dc * f
+        return s - 1, tf.matmul(dz, u_t), dc * f, dzs.write(t, dz)
 
-    c_prevs = tf.concat([zeros[None], cs[:-1]], axis=0)
-    array = tf.TensorArray(dh_out.dtype, size=steps)
-
-    def body(t, dh, dc, dzs):
-        dz, dh, dc = step(dh_out[t], c_prevs[t], tcs[t], gates[t], dh, dc)
-        return t - 1, dh, dc, dzs.write(t, dz)
-
-    _, _, _, dzs = tf.while_loop(lambda t, *_: t >= 0, body, (steps - 1, zeros, zeros, array))
+    array = tf.TensorArray(states.dtype, size=steps)
+    _, _, _, dzs = tf.while_loop(lambda s, *_: s >= 0, body, (steps - 1, zeros, zeros, array))
     return dzs.stack()
 
 
 def make_bilstm():
-    """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), W, U, b) -> (B,T,2H).
+    """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), w, u, u_t, b) -> (B,T,2H).
 
-    W, U, b as `lstm_weights` returns them. The gradient is taken w.r.t. x only (the weights are frozen
-    constants of the AM). Each direction's recurrence is its own XLA-compiled while-loop, so TensorFlow's
-    inter-op threads run the two at once; the batch is padded to a multiple of 32 so that XLA compiles
-    once per shape.
+    w, u, u_t, b as `lstm_weights` returns them. The gradient is taken w.r.t. x only (the weights are
+    frozen constants of the AM). x.W + b of every step and both directions is one (T*B, D) x (D, 8H)
+    matmul, and the input gradient one (T*B, 8H) x (8H, D) matmul; each direction's recurrence is its own
+    XLA-compiled while-loop, so TensorFlow's inter-op threads run the two at once; the backward direction
+    runs its loop from the last step back instead of reversing sequences. The batch is padded to a
+    multiple of 32 so that XLA compiles once per shape.
     """
     fwd = tf.function(_recurrence_forward, jit_compile=True, autograph=False)
     bwd = tf.function(_recurrence_backward, jit_compile=True, autograph=False)
 
-    def bilstm(x, w, u, b):
-        w, u, b = tf.stop_gradient(w), tf.stop_gradient(u), tf.stop_gradient(b)
-        units = u.shape[1]
+    def bilstm(x, w, u, u_t, b):
+        w, u, u_t, b = (tf.stop_gradient(v) for v in (w, u, u_t, b))
+        steps, depth = x.shape[1], x.shape[2]
 
         @tf.custom_gradient
         def op(x):
             batch = tf.shape(x)[0]
             # time-major (T, B', D), B' = B padded to a multiple of 32 (pad the narrow input, not the projections)
             x_tm = tf.transpose(tf.pad(x, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))
-            inputs = (x_tm, tf.reverse(x_tm, axis=[0]))  # forward and time-reversed
-            # every step's x.W + b in one matmul per direction, already time-major: (T, 1, B', 4H)
-            zx = [tf.stop_gradient(tf.matmul(inputs[n], w[n]) + b[n])[:, None] for n in (0, 1)]
-            parts = [fwd(zx[n], u[n : n + 1]) for n in (0, 1)]  # one XLA loop per direction
-            h_f, h_b = parts[0][0][:, 0, :batch], parts[1][0][:, 0, :batch]  # (T, B, H)
-            out = tf.transpose(tf.concat([h_f, tf.reverse(h_b, axis=[0])], -1), (1, 0, 2))  # (B, T, 2H)
+            padded = tf.shape(x_tm)[1]
+            zx = tf.stop_gradient(tf.reshape(tf.matmul(tf.reshape(x_tm, (-1, depth)), w), (steps, padded, -1)))
+            parts = [fwd(zx, u[n], b[n], n) for n in (0, 1)]  # one XLA loop per direction
+            out = tf.transpose(tf.concat([parts[0][0], parts[1][0]], -1), (1, 0, 2))[:batch]  # (B, T, 2H)
 
             def grad(dout):
                 dh = tf.transpose(tf.pad(dout, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))  # (T, B', 2H)
-                dh = (dh[..., :units], tf.reverse(dh[..., units:], axis=[0]))
-                dzx = [bwd(dh[n][:, None], *parts[n][1:], u[n : n + 1])[:, 0] for n in (0, 1)]
-                dx_tm = tf.matmul(dzx[0], w[0], transpose_b=True) + tf.reverse(
-                    tf.matmul(dzx[1], w[1], transpose_b=True), axis=[0]
+                dz = tf.concat([bwd(dh, parts[n][1], u_t[n], n) for n in (0, 1)], -1)  # (T, B', 8H)
+                dx = tf.reshape(
+                    tf.matmul(tf.reshape(dz, (-1, dz.shape[-1])), w, transpose_b=True), (steps, padded, depth)
                 )
-                return tf.transpose(dx_tm, (1, 0, 2))[:batch]
+                return tf.transpose(dx, (1, 0, 2))[:batch]
 
             return out, grad
 
