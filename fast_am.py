@@ -22,7 +22,9 @@ on the other frames every series has theta's spectrum, so its magnitude, mel mat
 per program (`FastBody.reprogrammed_mel`).
 
 The maths is unchanged (float32 throughout); see `tests/test_fast_path.py` for the tolerances checked
-(probabilities within 1e-5, theta-gradients within 1e-4 relative, on the original weights).
+(probabilities within 1e-5, theta-gradients within 1e-4 relative, on the original weights). The opt-in
+`precision="bf16"` (`settings.PRECISIONS`) computes the large products in bfloat16 instead: not the same function
+to float32 rounding, so it is judged on accuracy (docs/performance.md).
 
 The returned model *reads the AM's variables* (no copy): its `weights`, `get_weights()` order and the
 layout `save_weights` writes are the AM's own, so a V2S model built on the accelerated AM saves and
@@ -39,7 +41,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from settings import HOP, N_FRAMES
+from settings import DEFAULT_PRECISION, HOP, N_FRAMES, PRECISIONS
 from utils import WAVE_LEN
 
 # Layers the accelerated body reads by name (those of speech_models.build_am("v2sa"/"v2su")).
@@ -103,9 +105,24 @@ def accelerate(am, **options):
 # Building blocks (pure TensorFlow, float32)
 
 
-def log_mel(magnitude, mel_matrix, log_offset):
+def _low(x, precision):
+    """An operand of a large product in the compute precision (`PRECISIONS`)."""
+    return tf.cast(x, tf.bfloat16) if precision == "bf16" else x
+
+
+def _matmul(a, b, precision, **kwargs):
+    """tf.matmul with operands in the compute precision, the product as float32."""
+    return tf.cast(tf.matmul(_low(a, precision), _low(b, precision), **kwargs), tf.float32)
+
+
+def _conv2d(x, kernel, precision):
+    """tf.nn.conv2d (stride 1, `same`) with operands in the compute precision, the result as float32."""
+    return tf.cast(tf.nn.conv2d(_low(x, precision), _low(kernel, precision), 1, "SAME"), tf.float32)
+
+
+def log_mel(magnitude, mel_matrix, log_offset, precision=DEFAULT_PRECISION):
     """|STFT| (..., 513) -> log(|STFT| . mel_matrix + offset) (..., 80), kapre's log-mel."""
-    return tf.math.log(tf.matmul(magnitude, mel_matrix) + log_offset)
+    return tf.math.log(_matmul(magnitude, mel_matrix, precision) + log_offset)
 
 
 def standardise(logmel, std_eps):
@@ -194,7 +211,7 @@ def _recurrence_backward(dh_out, states, u_t, direction):
     return dzs.stack()
 
 
-def make_bilstm():
+def make_bilstm(precision=DEFAULT_PRECISION):
     """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), w, u, u_t, b) -> (B,T,2H).
 
     w, u, u_t, b as `lstm_weights` returns them. The gradient is taken w.r.t. x only (the weights are
@@ -202,7 +219,7 @@ def make_bilstm():
     matmul, and the input gradient one (T*B, 8H) x (8H, D) matmul; each direction's recurrence is its own
     XLA-compiled while-loop, so TensorFlow's inter-op threads run the two at once; the backward direction
     runs its loop from the last step back instead of reversing sequences. The batch is padded to a
-    multiple of 32 so that XLA compiles once per shape.
+    multiple of 32 so that XLA compiles once per shape. `precision` is that of the two matmuls.
     """
     fwd = tf.function(_recurrence_forward, jit_compile=True, autograph=False)
     bwd = tf.function(_recurrence_backward, jit_compile=True, autograph=False)
@@ -217,7 +234,7 @@ def make_bilstm():
             # time-major (T, B', D), B' = B padded to a multiple of 32 (pad the narrow input, not the projections)
             x_tm = tf.transpose(tf.pad(x, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))
             padded = tf.shape(x_tm)[1]
-            zx = tf.stop_gradient(tf.reshape(tf.matmul(tf.reshape(x_tm, (-1, depth)), w), (steps, padded, -1)))
+            zx = tf.stop_gradient(tf.reshape(_matmul(tf.reshape(x_tm, (-1, depth)), w, precision), (steps, padded, -1)))
             parts = [fwd(zx, u[n], b[n], n) for n in (0, 1)]  # one XLA loop per direction
             out = tf.transpose(tf.concat([parts[0][0], parts[1][0]], -1), (1, 0, 2))[:batch]  # (B, T, 2H)
 
@@ -225,7 +242,7 @@ def make_bilstm():
                 dh = tf.transpose(tf.pad(dout, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))  # (T, B', 2H)
                 dz = tf.concat([bwd(dh, parts[n][1], u_t[n], n) for n in (0, 1)], -1)  # (T, B', 8H)
                 dx = tf.reshape(
-                    tf.matmul(tf.reshape(dz, (-1, dz.shape[-1])), w, transpose_b=True), (steps, padded, depth)
+                    _matmul(tf.reshape(dz, (-1, dz.shape[-1])), w, precision, transpose_b=True), (steps, padded, depth)
                 )
                 return tf.transpose(dx, (1, 0, 2))[:batch]
 
@@ -242,7 +259,7 @@ def batchnorm_affine(bn):
     return scale, _t(bn.beta) - _t(bn.moving_mean) * scale
 
 
-def folded_conv_block(mel, conv, bn, conv_1, bn_1):
+def folded_conv_block(mel, conv, bn, conv_1, bn_1, precision=DEFAULT_PRECISION):
     """V2Sa's conv block with the first BatchNorm folded into the second convolution: (B, 125, 80) -> same.
 
     The block is BN_1(relu(conv_1(BN(relu(conv(x)))))), kernels (5, 1) over frames, `same` zero padding.
@@ -250,16 +267,16 @@ def folded_conv_block(mel, conv, bn, conv_1, bn_1):
     conv_1' = conv_1's kernel times BN's scale, and bias[t] = conv_1's bias + the sum of conv_1's taps
     times BN's shift over the taps that fall inside the frames (the zero padding is BN's output, not its
     input: at the first and last two frames fewer taps count). One pass over the (B, 125, 80, 10)
-    activations fewer, forward and backward.
+    activations fewer, forward and backward. `precision` is that of the two convolutions.
     """
     scale, shift = batchnorm_affine(bn)
     scale_1, shift_1 = batchnorm_affine(bn_1)
     kernel_1 = _t(conv_1.kernel)  # (5, 1, 10, 1)
-    h = tf.nn.relu(tf.nn.conv2d(mel[..., None], _t(conv.kernel), 1, "SAME") + _t(conv.bias))
+    h = tf.nn.relu(_conv2d(mel[..., None], _t(conv.kernel), precision) + _t(conv.bias))
     taps = tf.tensordot(kernel_1[:, 0, :, 0], shift, 1)  # (5,): each tap's response to BN's shift
     frames = tf.ones((1, mel.shape[1], 1))
     bias = tf.nn.conv1d(frames, taps[:, None, None], 1, "SAME")[0, :, 0] + _t(conv_1.bias)  # (125,)
-    z = tf.nn.conv2d(h, kernel_1 * scale[None, None, :, None], 1, "SAME")[..., 0] + bias[:, None]
+    z = _conv2d(h, kernel_1 * scale[None, None, :, None], precision)[..., 0] + bias[:, None]
     return tf.nn.relu(z) * scale_1 + shift_1
 
 
@@ -303,14 +320,19 @@ class FastBody:
     Args:
         am: a V2Sa/V2Su model (`is_supported`).
         lstm: "fused" (`make_bilstm`, the default) or "keras" (the AM's own Bidirectional layers).
+        precision: "fp32" (the default) or "bf16" (`settings.PRECISIONS`): the mel matrix, V2Sa's folded
+            conv block and the fused LSTMs' projections in bfloat16.
     """
 
-    def __init__(self, am, lstm: str = "fused"):
+    def __init__(self, am, lstm: str = "fused", precision: str = DEFAULT_PRECISION):
         if lstm not in LSTM_MODES:
             raise ValueError(f"lstm must be one of {LSTM_MODES}, not {lstm!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         self.am = am
-        self.options = {"lstm": lstm}
-        self.bilstm = make_bilstm()
+        self.options = {"lstm": lstm, "precision": precision}
+        self.precision = precision
+        self.bilstm = make_bilstm(precision)
         self.conv_block = keras.Model(
             am.get_layer("conv2d").input, am.get_layer("batch_normalization_1").output, name=f"{am.name}_conv_block"
         )
@@ -344,7 +366,7 @@ class FastBody:
     def mel(self, magnitude):
         """|STFT| (..., 125, 513) -> standardised log-mel (..., 125, 80) (the AM's `mel_stft`, no channel axis)."""
         mel_matrix, offset, eps = self._mel_constants()
-        return standardise(log_mel(magnitude, mel_matrix, offset), eps)
+        return standardise(log_mel(magnitude, mel_matrix, offset, self.precision), eps)
 
     def reprogrammed_mel(self, series, programs):
         """Standardised log-mel of every series plus its program: (P, b, 16000), (P, 16000) -> (P, b, 125, 80).
@@ -370,9 +392,9 @@ class FastBody:
         data = tf.signal.rfft(tf.signal.frame(segment, n, HOP) * self.window, [n])  # (P, b, count, 513)
         program_spectrum = self.spectrum(programs)  # (P, 125, 513)
         mel_matrix, offset, eps = self._mel_constants()
-        shared = log_mel(tf.abs(program_spectrum), mel_matrix, offset)  # (P, 125, 80)
+        shared = log_mel(tf.abs(program_spectrum), mel_matrix, offset, self.precision)  # (P, 125, 80)
         on_span = tf.stop_gradient(data) + program_spectrum[:, None, first : first + count]
-        per_series = log_mel(tf.abs(on_span), mel_matrix, offset)  # (P, b, count, 80)
+        per_series = log_mel(tf.abs(on_span), mel_matrix, offset, self.precision)  # (P, b, count, 80)
         per_series = tf.pad(per_series, [[0, 0], [0, 0], [0, 1], [0, 0]])  # slot `count`: zeros, never chosen
         frame = tf.range(frames)
         in_span = (frame >= first) & (frame < first + count)
@@ -384,7 +406,7 @@ class FastBody:
         """Standardised log-mel (B, 125, 80) -> the conv block's output (B, 125, 80), BatchNorm in inference:
         V2Sa's block with its first BatchNorm folded (`folded_conv_block`), others as the AM's layers."""
         if self.fold_conv:
-            return folded_conv_block(mel, *self.folded_layers)
+            return folded_conv_block(mel, *self.folded_layers, self.precision)
         return self.conv_block(mel[..., None], training=False)[..., 0]
 
     def probs_from_mel(self, mel):

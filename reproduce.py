@@ -37,6 +37,7 @@ from pathlib import Path
 
 import utils
 import validation
+from settings import DEFAULT_PRECISION
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
@@ -113,6 +114,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=4,
         help="programs trained at once per stack (runs of one dataset, AM and seed); 1 = one at a time",
     )
+    parser.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        help="the V2S runs' fast-path products: fp32 (default) or bf16 (opt-in, V2Sa/V2Su only; records named "
+        "..._bf16; docs/performance.md)",
+    )
     parser.add_argument("--data-dir", default=None, help="UCR folder (default $V2S_DATA_DIR or Datasets/)")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes (each gets cores/jobs threads)")
     parser.add_argument(
@@ -150,6 +157,9 @@ def main(argv=None) -> int:
     for net in nets:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa), 3 (V2Su) and 6 (cnn1d_small)")
+    validation.precision_settings(args)
+    if args.precision != DEFAULT_PRECISION and set(nets) - {"0", "3"}:
+        raise V2SError(f"--precision {args.precision}: only the mel AMs (--nets 0,3) have the fast path")
     grids = per_net(args.grid, nets, "--grid", grid_name)
     seeds = per_net(args.seeds, nets, "--seeds", seed_count, extra=("tfa",))
     out = Path(args.out)
@@ -163,7 +173,9 @@ def main(argv=None) -> int:
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
     # the tables read the records of this plan only; TFa runs are shown wherever they exist
-    tabled = plan_runs(rows, nets, grids, seeds, args.eps, args.data_dir, args.folds, tfa=True)
+    tabled = plan_runs(
+        rows, nets, grids, seeds, args.eps, args.data_dir, args.folds, tfa=True, precision=args.precision
+    )
     if args.table == 3:
         records = load_records(str(out), tabled)
         if not records:

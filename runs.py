@@ -23,7 +23,7 @@ import numpy as np
 
 import utils
 import validation
-from settings import DEFAULT_OFFSET
+from settings import DEFAULT_OFFSET, DEFAULT_PRECISION
 from utils import PROJECT_DIR, V2SError
 
 RESULTS_DIR = PROJECT_DIR / "results"  # default home of run records (and figures)
@@ -169,10 +169,12 @@ def sweep_run_name(
     optimiser: str = "paper",
     fold: int | None = None,
     folds: int = 0,
+    precision: str = DEFAULT_PRECISION,
 ) -> str:
-    """`<Name>_net<N>_dr<D>_seg<S>_seed<s>_eps<E>[_fold<f>of<k>]` (TFa: `<Name>_net<N>_tfa[-<optimiser>]_seed<s>
-    _eps<E>…`, the optimiser named unless it is the paper's)."""
+    """`<Name>_net<N>_dr<D>_seg<S>_seed<s>_eps<E>[_fold<f>of<k>][_<precision>]` (TFa: `<Name>_net<N>_tfa[-<optimiser>]
+    _seed<s>_eps<E>…`, the optimiser named unless it is the paper's; the precision unless it is fp32)."""
     suffix = f"_fold{fold}of{folds}" if fold is not None else ""
+    suffix += "" if precision == DEFAULT_PRECISION else f"_{precision}"
     if mod == "tfa":
         name = "" if optimiser == "paper" else f"-{optimiser}"
         return f"{dataset}_net{net}_tfa{name}_seed{seed}_eps{eps}{suffix}"

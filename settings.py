@@ -21,6 +21,12 @@ HOP = 128  # samples between frames (8 ms)
 N_FRAMES = 125  # STFT frames for 16000 samples with end padding
 N_MELS = 80  # mel bins
 
+# The precision of the fast path's large products (fast_am: mel matrix, V2Sa's convolutions, the LSTMs' input
+# projections): "fp32", or "bf16" (operands rounded to bfloat16, products returned as float32; recurrences,
+# element-wise maths, theta and the optimiser stay float32). Opt-in: docs/performance.md (bf16 comparison).
+PRECISIONS = ("fp32", "bf16")
+DEFAULT_PRECISION = "fp32"
+
 N_SOURCE = 36  # output classes of every source acoustic model (speech_models.SOURCE_CLASSES)
 
 DEFAULT_DR = 4  # the CLI's --dr: program dropout in tenths (the original code's unit)

@@ -29,7 +29,16 @@ import ts_dataloader
 import ts_model
 import utils
 import validation
-from settings import DEFAULT_BATCH, DEFAULT_DR, DEFAULT_LR, DEFAULT_LR_DECAY, N_SOURCE, ProgramSetting, dropout_rate
+from settings import (
+    DEFAULT_BATCH,
+    DEFAULT_DR,
+    DEFAULT_LR,
+    DEFAULT_LR_DECAY,
+    DEFAULT_PRECISION,
+    N_SOURCE,
+    ProgramSetting,
+    dropout_rate,
+)
 
 _PROGRAM = ProgramSetting()  # the program fields' defaults
 EVAL_BATCH = 256  # series per batch when scoring (validation during fit, and the final scores)
@@ -66,6 +75,7 @@ class V2SConfig:
     select_on_test: bool = False
     swd: bool = False  # record the sliced Wasserstein distance source/target logits each epoch (SWDCallback)
     fast: bool = True  # train through fast_am.accelerate_v2s (same maths; docs/performance.md); False: plain Keras
+    precision: str = DEFAULT_PRECISION  # the fast path's large products: "fp32" or "bf16" (settings.PRECISIONS)
     deterministic: bool = False
     verbose: int = 2
     plot: bool = True
@@ -245,7 +255,12 @@ def _build_model(config: V2SConfig, am, n_classes: int, program: ProgramSetting,
     if config.tfa:
         return ts_model.build_tfa(am, n_classes)
     model = ts_model.build_v2s(am, n_classes, program.groups, config.mod, program.dropout, program.l2, mask)
-    return fast_am.accelerate_v2s(model) if config.fast else model
+    if not config.fast:
+        return model
+    fast = fast_am.accelerate_v2s(model, precision=config.precision)
+    if fast is model and config.precision != DEFAULT_PRECISION:
+        raise utils.V2SError(f"--precision {config.precision}: the fast path does not cover --net {config.net}")
+    return fast
 
 
 def _evaluate(model, x, y) -> dict:

@@ -15,7 +15,15 @@ import argparse
 
 import utils
 import validation
-from settings import DEFAULT_BATCH, DEFAULT_DR, DEFAULT_L2, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET
+from settings import (
+    DEFAULT_BATCH,
+    DEFAULT_DR,
+    DEFAULT_L2,
+    DEFAULT_LR,
+    DEFAULT_LR_DECAY,
+    DEFAULT_OFFSET,
+    DEFAULT_PRECISION,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -140,6 +148,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         dest="fast",
         action="store_false",
         help="train through the plain Keras model instead of the fast path (fast_am; same maths, see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        help="the fast path's large products (mel matrix, convolutions, LSTM input projections): fp32 (default) "
+        "or bf16 (bfloat16 operands, float32 results, recurrences and theta; opt-in, docs/performance.md)",
     )
     parser.add_argument(
         "--deterministic", action="store_true", help="ask TensorFlow for deterministic kernels (slower)"

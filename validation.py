@@ -20,6 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from settings import DEFAULT_PRECISION, PRECISIONS
 from utils import WAVE_LEN, V2SError
 
 MAX_NAME_BYTES = 200  # a file-name stem: room for suffixes and the temporary names of atomic writes (limit 255)
@@ -195,7 +196,20 @@ def run_settings(settings) -> None:
         raise V2SError(f"--verbose {get('verbose')}: must be 0, 1 or 2")
     if get("run_name") is not None:
         file_name("--run-name", get("run_name"))
+    precision_settings(settings)
     tfa_settings(settings)
+
+
+def precision_settings(settings) -> None:
+    """`--precision`: one of `settings.PRECISIONS`; bf16 only where the fast path trains (`--mod 0/1`, not
+    `--no-fast`; a non-mel AM is refused when the model is built)."""
+    value = getattr(settings, "precision", DEFAULT_PRECISION)
+    if value not in PRECISIONS:
+        raise V2SError(f"--precision {value}: must be one of {', '.join(PRECISIONS)}")
+    if value != DEFAULT_PRECISION and (
+        str(getattr(settings, "mod", "1")) not in ("0", "1") or not getattr(settings, "fast", True)
+    ):
+        raise V2SError(f"--precision {value}: only the fast path computes in {value} (--mod 0 or 1, without --no-fast)")
 
 
 def tfa_settings(settings) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 import runs
 import utils
-from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, DEFAULT_PRECISION
 from utils import V2SError
 
 GRIDS = {
@@ -48,6 +48,7 @@ class RunSpec:
     folds: int = 0
     n_train: int = 0  # TRAIN series (0: unknown), weights the progress bar and the order of parallel stacks
     optimiser: str = "paper"  # TFa only: a key of TFA_OPTIMISERS
+    precision: str = DEFAULT_PRECISION  # V2S on the fast path: settings.PRECISIONS (TFa: always fp32)
 
     @property
     def cost(self) -> int:
@@ -68,12 +69,23 @@ class RunSpec:
             self.optimiser,
             self.fold,
             self.folds,
+            self.precision,
         )
 
     @property
     def group(self) -> tuple:
         """Runs with the same group share their data split and can be trained as one program stack."""
-        return (self.dataset, self.net, self.mod, self.seed, self.fold, self.folds, self.eps, self.data_dir)
+        return (
+            self.dataset,
+            self.net,
+            self.mod,
+            self.seed,
+            self.fold,
+            self.folds,
+            self.eps,
+            self.data_dir,
+            self.precision,
+        )
 
 
 def select_datasets(text: str, data_dir: str | None) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -180,11 +192,13 @@ def plan_runs(
     data_dir,
     folds: int = 0,
     tfa: bool = False,
+    precision: str = DEFAULT_PRECISION,
 ) -> list[RunSpec]:
     """Every (dataset, net, dropout, segments, seed, fold) run of the grid whose segments fit the window,
     plus, with `tfa`, one TFa run per (dataset, seed, fold) and TFa optimiser. `grid` and `seeds` are one
     value or {net: value} (`seeds` may also hold "tfa"; default the largest). Datasets come cheapest
-    first (TRAIN size × epochs), so the table fills row by row.
+    first (TRAIN size × epochs), so the table fills row by row. `precision` is that of the V2S runs
+    (`settings.PRECISIONS`; TFa runs are fp32).
 
     Segment counts too large for a series (e.g. 10 copies of HandOutlines' 2709 samples) are left
     out of the plan and printed.
@@ -209,7 +223,7 @@ def plan_runs(
             for fold in fold_ids:
                 common = {"fold": fold, "folds": folds, "n_train": row.get("n_train", 0)}
                 specs += [
-                    RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, **common)
+                    RunSpec(row["ucr_name"], net, dr, seg, seed, eps, data_dir, precision=precision, **common)
                     for net in nets
                     if seed < counts[net]
                     for dr in GRIDS[grids[net]]["dr"]

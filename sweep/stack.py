@@ -44,6 +44,7 @@ def config_for(spec: RunSpec, out: str):
         save_weights=spec.mod == "tfa",
         fold=spec.fold,
         folds=spec.folds,
+        precision=spec.precision,
     )
 
 
@@ -146,6 +147,7 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
         lr=configs[0].lr,
         lr_decay=configs[0].lr_decay,
         seed=first.seed,
+        options={"precision": first.precision},
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
         monitor_on={"test": (data.x_test, data.y_test)},
     )  # per-epoch TEST, for the optimistic protocols only

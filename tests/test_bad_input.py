@@ -78,6 +78,9 @@ CASES = [
     ("v2s_main.py", ["--val-split", "-0.2"], "--val-split"),
     ("v2s_main.py", ["--val-split", "1"], "--val-split"),
     ("v2s_main.py", ["--run-name", "../../x"], "--run-name"),
+    ("v2s_main.py", ["--precision", "fp16"], "--precision"),
+    ("v2s_main.py", ["--precision", "bf16", "--no-fast"], "--precision"),  # only the fast path has bf16
+    ("v2s_main.py", ["--precision", "bf16", "--mod", "2"], "--precision"),
     ("v2s_main.py", ["--run-name", "sub/x"], "--run-name"),
     ("v2s_main.py", ["--run-name", ".."], "--run-name"),
     ("v2s_main.py", ["--run-name", "x" * 300], "--run-name"),
@@ -101,6 +104,8 @@ CASES = [
     # reproduce.py
     ("reproduce.py", ["--seeds", "0"], "--seeds"),
     ("reproduce.py", ["--eps", "0"], "--eps"),
+    ("reproduce.py", ["--precision", "half"], "--precision"),
+    ("reproduce.py", ["--precision", "bf16", "--nets", "6"], "--precision"),  # cnn1d_small: no fast path
     ("reproduce.py", ["--jobs", "0"], "--jobs"),
     ("reproduce.py", ["--programs", "0"], "--programs"),
     ("reproduce.py", ["--folds", "1"], "--folds"),

@@ -167,6 +167,25 @@ def test_fast_body_refuses_an_unknown_lstm_mode(v2sa):
         fast_am.FastBody(v2sa, lstm="blockdiag")
 
 
+def test_fast_body_refuses_an_unknown_precision(v2sa):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fast_am.FastBody(v2sa, precision="fp16")
+
+
+def test_bf16_products_are_close_to_fp32_but_not_the_same_function(v2sa):
+    """bf16 rounds the operands of the large products to 8 bits of mantissa: the probabilities move by
+    up to ~1e-2 (not 1e-5) and the theta-gradient keeps its direction. It is accepted on accuracy, by the
+    committed comparison (benchmarks/precision_table.py), not by these tolerances."""
+    series, y = _series(12, 500)
+    x = ts_model.tile_segments(series, 1)
+    naive = ts_model.build_v2s(v2sa, 2, ts_model.label_mapping(2, 18), "1", 0.4, 0.04)
+    p32, l32, g32 = _loss_grad(fast_am.accelerate_v2s(naive), x, y)
+    p16, l16, g16 = _loss_grad(fast_am.accelerate_v2s(naive, precision="bf16"), x, y)
+    assert 0 < np.abs(p16 - p32).max() <= 3e-2
+    assert abs(l16 - l32) <= 1e-2 * abs(l32)
+    assert float(np.dot(g16, g32) / np.linalg.norm(g16) / np.linalg.norm(g32)) >= 0.99
+
+
 def test_fast_v2s_equals_naive_and_saves_alike(v2sa, tmp_path):
     am = v2sa
     series, y = _series(12, 500)

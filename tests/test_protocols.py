@@ -62,3 +62,48 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
         assert a["metrics"]["test"]["accuracy"] == pytest.approx(1 - b["metrics"]["test"]["accuracy"])
         # the final TEST score is the monitored score of the chosen epoch
         assert a["metrics"]["test"]["accuracy"] == pytest.approx(a["history"]["test_accuracy"][a["best_epoch"] - 1])
+
+
+def _precision_record(dataset, precision, seed, dr, seg, val_ce, test_accuracy):
+    return {
+        "dataset": {"name": dataset},
+        "config": {"net": "0", "mod": "1", "seed": seed, "dr": dr, "seg": seg, "precision": precision},
+        "selection": {"best_epoch": 1, "best_value": val_ce},
+        "history": {"val_ce": [val_ce], "test_accuracy": [test_accuracy]},
+        "metrics": {"validation": {"ce": val_ce}, "test": {"accuracy": test_accuracy}},
+        "wall_time_s": {"total": 1.0},
+    }
+
+
+def test_bf16_is_accepted_only_within_the_fp32_seed_spread_on_every_dataset_and_half_a_point_on_the_mean():
+    from sweep.precision import compare
+
+    records = []
+    # A: fp32 seeds 80 / 90 (spread 80-90), bf16 seeds 84 / 86 (mean 85: inside). The honest choice is the
+    # setting of lowest validation ce (seg 1 here); the other setting's TEST numbers must not count.
+    for precision, tests in (("fp32", (0.80, 0.90)), ("bf16", (0.84, 0.86))):
+        for seed, acc in enumerate(tests):
+            records += [
+                _precision_record("A", precision, seed, 0, 1, 0.2, acc),
+                _precision_record("A", precision, seed, 0, 10, 0.9, 0.10),
+            ]
+    # B: fp32 70 / 72, bf16 69.5 / 70.5 (mean 70.0: on the edge, inside)
+    for precision, tests in (("fp32", (0.70, 0.72)), ("bf16", (0.695, 0.705))):
+        records += [_precision_record("B", precision, seed, 0, 1, 0.3, acc) for seed, acc in enumerate(tests)]
+    result = compare(records)
+    assert [r["dataset"] for r in result["rows"]] == ["A", "B"]
+    a = result["rows"][0]
+    assert a["fp32"] == pytest.approx([80.0, 90.0]) and a["bf16_mean"] == pytest.approx(85.0)
+    assert result["every_dataset_within_spread"] and result["accepted"]
+    assert result["mean_difference"] == pytest.approx((85 + 70) / 2 - (85 + 71) / 2)  # -0.5: at the tolerance
+
+    # one dataset outside its spread is enough to refuse bf16
+    low = [r for r in records if not (r["dataset"]["name"] == "B" and r["config"]["precision"] == "bf16")]
+    low += [_precision_record("B", "bf16", seed, 0, 1, 0.3, 0.69) for seed in range(2)]
+    refused = compare(low)
+    assert not refused["rows"][1]["within_spread"] and not refused["accepted"]
+    # a dataset without both precisions on the same seeds is left out
+    assert [r["dataset"] for r in compare(records + [_precision_record("C", "fp32", 0, 0, 1, 0.1, 0.5)])["rows"]] == [
+        "A",
+        "B",
+    ]
