@@ -146,15 +146,17 @@ def selection_record(monitor: str | None, epoch: int | None, value: float | None
 
 
 def single_run_name(config, dataset_name: str, mapping: int | None) -> str:
-    """`<Name>_net<N>_mod<M>_map<m><map-type>_seg<S>[_off<O>]_dr<D>[_mask]_eps<E>_seed<s>` (TFa:
-    `<Name>_net<N>_modtfa[_off<O>]_eps<E>_seed<s>`); `_off<O>` only away from the default offset."""
+    """`<Name>_net<N>_mod<M>_map<m><map-type>_seg<S>[_off<O>]_dr<D>[_mask]_eps<E>_seed<s>[_<precision>]` (TFa:
+    `<Name>_net<N>_modtfa[_off<O>]_eps<E>_seed<s>`); `_off<O>` only away from the default offset, the
+    precision only if it is not fp32."""
     mask = "_mask" if config.mask else ""
+    precision = "" if getattr(config, "precision", DEFAULT_PRECISION) == DEFAULT_PRECISION else f"_{config.precision}"
     offset = f"_off{config.offset}" if config.offset != DEFAULT_OFFSET else ""
     if config.tfa:
         return f"{dataset_name}_net{config.net}_modtfa{offset}_eps{config.eps}_seed{config.seed}"
     return (
         f"{dataset_name}_net{config.net}_mod{config.mod}_map{mapping}{config.map_type}_seg{config.seg}{offset}"
-        f"_dr{config.dr:g}{mask}_eps{config.eps}_seed{config.seed}"
+        f"_dr{config.dr:g}{mask}_eps{config.eps}_seed{config.seed}{precision}"
     )
 
 

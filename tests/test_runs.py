@@ -21,11 +21,18 @@ def test_a_single_runs_name_spells_its_settings(tmp_path):
         == "Toy_net0_mod1_map3first_seg1_off0_dr2.5_mask_eps3_seed5"
     )
     assert runs.single_run_name(config(tmp_path, mod="tfa"), "Toy", None) == "Toy_net0_modtfa_eps3_seed5"
+    assert (
+        runs.single_run_name(config(tmp_path, precision="bf16"), "Toy", 3)
+        == "Toy_net0_mod1_map3first_seg1_dr4_eps3_seed5_bf16"
+    )
 
 
 def test_a_sweep_runs_name_is_unchanged():
     """Names are record file names: a sweep resumes by them, so they must not drift."""
     assert RunSpec("ECG200", "0", 4, 10, 2, 100, None).name == "ECG200_net0_dr4_seg10_seed2_eps100"
+    assert (
+        RunSpec("ECG200", "0", 4, 10, 2, 100, None, precision="bf16").name == "ECG200_net0_dr4_seg10_seed2_eps100_bf16"
+    )
     assert (
         RunSpec("ECG200", "3", 0, 1, 0, 100, None, fold=1, folds=5).name == "ECG200_net3_dr0_seg1_seed0_eps100_fold1of5"
     )
