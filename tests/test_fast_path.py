@@ -66,7 +66,7 @@ def test_accelerated_am_equals_original(v2sa, lstm):
     am.trainable = False
     fast = fast_am.accelerate(am, lstm=lstm)
     assert fast is not am and fast.name == am.name and not fast.trainable_weights
-    assert fast.options == {"lstm": lstm}
+    assert fast.options == {"lstm": lstm, "precision": "fp32"}
     assert [w.path for w in fast.weights] == [w.path for w in am.weights]
     series, _ = _series(8)
     rng = np.random.default_rng(1)
