@@ -33,6 +33,7 @@ import tensorflow as tf
 import fast_am
 import fitting
 import ts_model
+import utils
 from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, ProgramSetting
 from utils import WAVE_LEN
 
@@ -252,41 +253,42 @@ def train_programs(
     ]
     best = [{"epoch": None, "value": None, "theta": None} for _ in range(P)]
     started, seen = time.time(), 0
-    for epoch in range(epochs):
-        orders = [np.random.default_rng([s.seed, epoch]).permutation(n) for s in full]
-        loss_sum, ce_sum, hits = np.zeros(P), np.zeros(P), np.zeros(P)
-        for start in range(0, n, batch_size):
-            rows = [order[start : start + batch_size] for order in orders]
-            xb = np.stack([tiled_fit[p][rows[p]] for p in range(P)])
-            yb = np.stack([y_fit[rows[p]] for p in range(P)])
-            loss, ce, correct = stack.train_step(tf.constant(xb), tf.constant(yb))
-            loss_sum += loss.numpy() * len(rows[0])
-            ce_sum += ce.numpy() * len(rows[0])
-            hits += correct.numpy()
-            seen += P * len(rows[0])
-        theta_now = stack.theta.numpy()
-        if has_val:
-            ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
-            loss_val = ce_val + stack.penalty()
-        for name, (x_tiled, y_mon) in monitored.items():
-            ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch)
-            for p in range(P):
-                history[p][f"{name}_ce"].append(float(ce_mon[p]))
-                history[p][f"{name}_accuracy"].append(float(acc_mon[p]))
-        for p in range(P):
-            history[p]["loss"].append(float(loss_sum[p] / n))
-            history[p]["accuracy"].append(float(hits[p] / n))
-            history[p]["ce"].append(float(ce_sum[p] / n))
+    with utils.frozen_heap():  # the stack and its graphs are not rescanned by every collection
+        for epoch in range(epochs):
+            orders = [np.random.default_rng([s.seed, epoch]).permutation(n) for s in full]
+            loss_sum, ce_sum, hits = np.zeros(P), np.zeros(P), np.zeros(P)
+            for start in range(0, n, batch_size):
+                rows = [order[start : start + batch_size] for order in orders]
+                xb = np.stack([tiled_fit[p][rows[p]] for p in range(P)])
+                yb = np.stack([y_fit[rows[p]] for p in range(P)])
+                loss, ce, correct = stack.train_step(tf.constant(xb), tf.constant(yb))
+                loss_sum += loss.numpy() * len(rows[0])
+                ce_sum += ce.numpy() * len(rows[0])
+                hits += correct.numpy()
+                seen += P * len(rows[0])
+            theta_now = stack.theta.numpy()
             if has_val:
-                history[p]["val_loss"].append(float(loss_val[p]))
-                history[p]["val_accuracy"].append(float(acc_val[p]))
-                history[p]["val_ce"].append(float(ce_val[p]))
-                if fitting.is_better(ce_val[p], best[p]["value"], fitting.MODES["val_ce"]):  # as a single run
-                    best[p] = {"epoch": epoch, "value": float(ce_val[p]), "theta": theta_now[p].copy()}
-        if verbose:
-            losses = " ".join(f"{h['loss'][-1]:.3f}" for h in history)
-            vals = " ".join(f"{h['val_ce'][-1]:.3f}" for h in history) if has_val else ""
-            print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
+                ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
+                loss_val = ce_val + stack.penalty()
+            for name, (x_tiled, y_mon) in monitored.items():
+                ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch)
+                for p in range(P):
+                    history[p][f"{name}_ce"].append(float(ce_mon[p]))
+                    history[p][f"{name}_accuracy"].append(float(acc_mon[p]))
+            for p in range(P):
+                history[p]["loss"].append(float(loss_sum[p] / n))
+                history[p]["accuracy"].append(float(hits[p] / n))
+                history[p]["ce"].append(float(ce_sum[p] / n))
+                if has_val:
+                    history[p]["val_loss"].append(float(loss_val[p]))
+                    history[p]["val_accuracy"].append(float(acc_val[p]))
+                    history[p]["val_ce"].append(float(ce_val[p]))
+                    if fitting.is_better(ce_val[p], best[p]["value"], fitting.MODES["val_ce"]):  # as a single run
+                        best[p] = {"epoch": epoch, "value": float(ce_val[p]), "theta": theta_now[p].copy()}
+            if verbose:
+                losses = " ".join(f"{h['loss'][-1]:.3f}" for h in history)
+                vals = " ".join(f"{h['val_ce'][-1]:.3f}" for h in history) if has_val else ""
+                print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
     rate = seen / max(time.time() - started, 1e-9)
     theta_last = stack.theta.numpy()
     chosen = [

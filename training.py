@@ -156,30 +156,27 @@ def run(config: V2SConfig, am=None, am_info=None) -> dict:
     selector = EpochSelector("test_accuracy" if config.select_on_test else "val_ce" if has_val else None)
     # TEST scored after every epoch into the history (test_ce, test_accuracy), for reporting the optimistic
     # protocols only: nothing reads it to choose unless --select-on-test. Before the selector, which may read it.
-    callbacks = [TestMonitor(x_test, data.y_test), selector]
+    callbacks = [TestMonitor(batches(x_test, data.y_test, EVAL_BATCH)), selector]
     if config.per:
         callbacks.append(PeriodicSaver(config.per, weight_dir / "beta", run_name))
     swd_callback = SWDCallback.from_speech(am, x_fit, seed=config.seed) if config.swd else None
     if swd_callback:
         callbacks.append(swd_callback)
     fit_started = time.time()
-    history = model.fit(
-        x_fit,
-        y_fit,
-        batch_size=config.batch_size,
-        epochs=config.eps,
-        validation_data=(x_val, y_val) if has_val else None,
-        validation_batch_size=EVAL_BATCH,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=config.verbose,
-    )
+    with utils.frozen_heap():  # the models and graphs built so far are not rescanned by every collection
+        history = model.fit(
+            batches(x_fit, y_fit, config.batch_size, shuffle_seed=config.seed),
+            epochs=config.eps,
+            validation_data=batches(x_val, y_val, EVAL_BATCH) if has_val else None,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
     fit_seconds = time.time() - fit_started
     selector.restore(model)
 
-    metrics = {"train": _evaluate(model, x_fit, y_fit)}
+    metrics = {"train": _evaluate(model, batches(x_fit, y_fit, EVAL_BATCH))}
     if has_val:
-        metrics["validation"] = _evaluate(model, x_val, y_val)
+        metrics["validation"] = _evaluate(model, batches(x_val, y_val, EVAL_BATCH))
     chosen = len(history.epoch) - 1 if selector.best_epoch is None else selector.best_epoch
     metrics["test"] = {key: float(history.history[f"test_{key}"][chosen]) for key in ("loss", "accuracy", "ce")}
     metrics["test_majority_baseline"] = majority_baseline(data.y_train, data.y_test)
@@ -263,9 +260,22 @@ def _build_model(config: V2SConfig, am, n_classes: int, program: ProgramSetting,
     return fast
 
 
-def _evaluate(model, x, y) -> dict:
-    """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone."""
-    loss, accuracy, ce = model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0)
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
+    """(series (n, 16000), labels (n,)) as a `tf.data.Dataset` of batches, built once per run: `fit` and
+    `evaluate` then skip building their array adapter's pipeline at every call, and each epoch's iterator is
+    a cheap one (docs/performance.md). With `shuffle_seed`, reshuffled every epoch, reproducibly."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size)
+
+
+def _evaluate(model, data) -> dict:
+    """Loss (cross-entropy + L2 penalty, as Keras reports it), accuracy and cross-entropy alone on the
+    batches `data` (`batches`)."""
+    loss, accuracy, ce = model.evaluate(data, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy), "ce": float(ce)}
 
 
@@ -341,12 +351,12 @@ class TestMonitor(keras.callbacks.Callback):
     the optimistic protocols' numbers, read by nothing that chooses (except the selector of
     --select-on-test)."""
 
-    def __init__(self, x_test, y_test):
+    def __init__(self, test_batches):
         super().__init__()
-        self.x_test, self.y_test = x_test, y_test
+        self.test_batches = test_batches
 
     def on_epoch_end(self, epoch, logs=None):
-        result = _evaluate(self.model, self.x_test, self.y_test)
+        result = _evaluate(self.model, self.test_batches)
         logs["test_loss"], logs["test_ce"], logs["test_accuracy"] = result["loss"], result["ce"], result["accuracy"]
 
 

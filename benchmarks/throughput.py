@@ -6,6 +6,7 @@ In ONE process, with the same AM weights (V2Sa), the same data and batch 32, for
   (a) naive   the plain Keras V2S model (kapre front end on the full padded waveform), `model.fit`
   (b) single  the project's default single-run path: `fast_am.accelerate_v2s(model)`, compiled as
               `v2s_main.py` does (`training.compile_model`: 16 steps per call of the train function), `fit`
+              on the run's batches built once (`training.batches`, reshuffled every epoch), as `training.run`
   (c) sweep   `multi_program.ProgramStack` training P programs at once (samples of all programs counted)
   (d) cnn1d_small  the plain Keras V2S model over the raw-waveform AM `cnn1d_small` (no fast path
               covers it), `model.fit` as (a): the cost of V2S with that source beside V2Sa's
@@ -18,7 +19,9 @@ training rate.
 First, on one batch, (b) and (c) (per program) must give the same loss and the same gradient w.r.t.
 theta as (a) (no dropout): |dloss| <= 1e-5 * loss and ||dgrad|| <= 1e-4 * ||grad||, or the script fails.
 Then the variants are timed INTERLEAVED (many short rounds of k steps of each, in turn: the machine
-is shared) after warm-up; samples/s = all samples / all time (the median round's rates printed too).
+is shared) after warm-up, with the objects built so far kept out of the garbage collector's scans for
+every variant (`utils.frozen_heap`, as `training.run` and `multi_program.train_programs` train); samples/s
+= all samples / all time (the median round's rates printed too).
 Prints per shape samples/s and peak RSS, an estimate of the paper's Table-2 grid wall time at the
 measured rates, and as its last line
 
@@ -158,8 +161,11 @@ def bench_shape(am, length, args, waveform_am=None):
     def run_a():
         model_a.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)
 
+    fit_batches_b = training.batches(x, y, B, shuffle_seed=0)  # as training.run: built once per run
+    eval_batches_b = training.batches(x, y, training.EVAL_BATCH)
+
     def run_b():
-        model_b.fit(x, y, batch_size=B, epochs=1, shuffle=True, verbose=0)
+        model_b.fit(fit_batches_b, epochs=1, verbose=0)
 
     def run_c():
         orders = [orders_rng.permutation(n) for _ in range(P)]
@@ -169,7 +175,7 @@ def bench_shape(am, length, args, waveform_am=None):
             stack.train_step(tf.constant(xs), tf.constant(ys))[0].numpy()
 
     def eval_b():
-        model_b.evaluate(x, y, batch_size=training.EVAL_BATCH, verbose=0)
+        model_b.evaluate(eval_batches_b, verbose=0)
 
     def eval_c():
         stack.evaluate([x] * P, y, 128)
@@ -189,11 +195,12 @@ def bench_shape(am, length, args, waveform_am=None):
         fn()
         rss[key] = peak_rss_gb()
     times = {key: [] for key in variants}
-    for _ in range(args.rounds):  # short rounds, variants in turn: the other jobs' load hits all alike
-        for key, (fn, _) in variants.items():
-            started = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - started)
+    with utils.frozen_heap():  # for every variant alike, as v2s_main.py and the sweeps train
+        for _ in range(args.rounds):  # short rounds, variants in turn: the other jobs' load hits all alike
+            for key, (fn, _) in variants.items():
+                started = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - started)
     # samples/s = all samples / all time; the median round's rate is printed as a robustness check
     rates = {key: variants[key][1] * args.rounds / sum(times[key]) for key in variants}
     median_rates = {key: variants[key][1] / float(np.median(times[key])) for key in variants}

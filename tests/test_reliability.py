@@ -467,3 +467,19 @@ def test_two_sweeps_on_one_out_folder_share_the_runs_and_train_each_once(sweep, 
     trained = [line for log in logs for line in RUN_LINE.findall(log.read_text())]
     assert sorted(trained) == sorted(set(trained)) and len(trained) == 4  # each run trained by one sweep only
     assert_finished_as_uninterrupted(out, sweep)
+
+
+def test_a_frozen_heap_is_given_back_after_the_block_even_when_it_fails():
+    """Training runs with the objects built before it out of the collector's scans; after the block (or an
+    error in it) they are collectable again, so a long sweep process does not keep every stack's cycles."""
+    import gc
+
+    import utils
+
+    with utils.frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError):
+        with utils.frozen_heap():
+            raise RuntimeError("a failing epoch")
+    assert gc.get_freeze_count() == 0
