@@ -111,12 +111,12 @@ def _low(x, precision):
 
 
 def _matmul(a, b, precision, **kwargs):
-    """tf.matmul with operands in the compute precision, the product as float32."""
+    """tf.matmul in the compute precision (in bf16 the product is bfloat16 too), cast to float32."""
     return tf.cast(tf.matmul(_low(a, precision), _low(b, precision), **kwargs), tf.float32)
 
 
 def _conv2d(x, kernel, precision):
-    """tf.nn.conv2d (stride 1, `same`) with operands in the compute precision, the result as float32."""
+    """tf.nn.conv2d (stride 1, `same`) in the compute precision, the result cast to float32."""
     return tf.cast(tf.nn.conv2d(_low(x, precision), _low(kernel, precision), 1, "SAME"), tf.float32)
 
 

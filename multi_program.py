@@ -34,7 +34,7 @@ import fast_am
 import fitting
 import ts_model
 import utils
-from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, ProgramSetting
+from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_PRECISION, ProgramSetting
 from utils import WAVE_LEN
 
 
@@ -82,6 +82,8 @@ class ProgramStack:
         self.P = len(settings)
         self.am = am
         self.body = fast_am.FastBody(am, **(options or {})) if fast_am.is_supported(am) else None
+        if self.body is None and (options or {}).get("precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
+            raise ValueError(f"precision {options['precision']}: only the fast path (a mel AM) computes it")
         init = [keras.initializers.GlorotUniform(seed=s.seed)((WAVE_LEN, 1)) for s in settings]
         self.theta = tf.Variable(tf.concat([tf.reshape(t, (1, WAVE_LEN)) for t in init], 0), name="programs")
         self.maps = tf.constant(np.stack([ts_model.mapping_matrix(s.groups) for s in settings]))  # (P, 36, K)

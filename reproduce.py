@@ -44,6 +44,8 @@ from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
 from sweep.tables import build_table, constant_predictor_notes, majority_notes, table3, write_outputs
 from utils import V2SError
 
+DEFAULT_OUT = utils.PROJECT_DIR / "results" / "table2"
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = validation.ArgumentParser(
@@ -142,7 +144,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="run again the runs that have an error record (by default a failed run is not retried)",
     )
-    parser.add_argument("--out", default=str(utils.PROJECT_DIR / "results" / "table2"), help="output folder")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     return parser.parse_args(argv)
 
 
@@ -160,6 +162,10 @@ def main(argv=None) -> int:
     validation.precision_settings(args)
     if args.precision != DEFAULT_PRECISION and set(nets) - {"0", "3"}:
         raise V2SError(f"--precision {args.precision}: only the mel AMs (--nets 0,3) have the fast path")
+    if args.precision != DEFAULT_PRECISION and Path(args.out).resolve() == DEFAULT_OUT.resolve():
+        raise V2SError(
+            f"--precision {args.precision}: give another --out than {DEFAULT_OUT} (its tables are Table 2's, fp32)"
+        )
     grids = per_net(args.grid, nets, "--grid", grid_name)
     seeds = per_net(args.seeds, nets, "--seeds", seed_count, extra=("tfa",))
     out = Path(args.out)

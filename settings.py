@@ -22,7 +22,7 @@ N_FRAMES = 125  # STFT frames for 16000 samples with end padding
 N_MELS = 80  # mel bins
 
 # The precision of the fast path's large products (fast_am: mel matrix, V2Sa's convolutions, the LSTMs' input
-# projections): "fp32", or "bf16" (operands rounded to bfloat16, products returned as float32; recurrences,
+# projections): "fp32", or "bf16" (bfloat16 operands and products, cast back to float32; recurrences,
 # element-wise maths, theta and the optimiser stay float32). Opt-in: docs/performance.md (bf16 comparison).
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_PRECISION = "fp32"

@@ -153,7 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--precision",
         default=DEFAULT_PRECISION,
         help="the fast path's large products (mel matrix, convolutions, LSTM input projections): fp32 (default) "
-        "or bf16 (bfloat16 operands, float32 results, recurrences and theta; opt-in, docs/performance.md)",
+        "or bf16 (bfloat16 operands and products cast to float32; float32 recurrences and theta; opt-in, docs/performance.md)",
     )
     parser.add_argument(
         "--deterministic", action="store_true", help="ask TensorFlow for deterministic kernels (slower)"

@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import utils  # noqa: E402
-from settings import DEFAULT_PRECISION  # noqa: E402
 from sweep.executor import load_records  # noqa: E402
 from sweep.precision import compare, markdown  # noqa: E402
 
@@ -34,13 +33,8 @@ def main(argv=None) -> int:
         raise utils.V2SError(f"--out {out}: no runs/ folder of run records")
     records = load_records(str(out))
     result = compare(records)
-    speed = {}
-    for precision in (DEFAULT_PRECISION, result["other"]):
-        rates = [r["samples_per_s"] for r in records if r["config"].get("precision", DEFAULT_PRECISION) == precision]
-        if rates:
-            speed[precision] = sum(rates) / len(rates)
     command = "python benchmarks/precision_table.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(result, command.strip(), speed)
+    text = markdown(result, command.strip())
     utils.atomic_write_bytes(out / "bf16_vs_fp32.md", text.encode())
     print(text)
     return 0

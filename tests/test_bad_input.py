@@ -106,6 +106,7 @@ CASES = [
     ("reproduce.py", ["--eps", "0"], "--eps"),
     ("reproduce.py", ["--precision", "half"], "--precision"),
     ("reproduce.py", ["--precision", "bf16", "--nets", "6"], "--precision"),  # cnn1d_small: no fast path
+    ("reproduce.py", ["--precision", "bf16"], "--precision"),  # into Table 2's own (fp32) folder
     ("reproduce.py", ["--jobs", "0"], "--jobs"),
     ("reproduce.py", ["--programs", "0"], "--programs"),
     ("reproduce.py", ["--folds", "1"], "--folds"),

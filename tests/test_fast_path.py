@@ -356,3 +356,14 @@ def test_train_programs_is_reproducible_with_the_same_seed(v2sa):
     for first, second in zip(*runs):
         assert first["history"] == second["history"]
         np.testing.assert_array_equal(first["theta"], second["theta"])
+
+
+def test_a_stack_computes_in_the_precision_it_is_given_or_refuses_it(v2sa, tiny_am):
+    """A bf16 sweep record must come from a bf16 body: the option reaches FastBody, and an AM without the
+    fast path refuses it instead of training in fp32 under a `_bf16` name."""
+    groups = ts_model.label_mapping(2, 18)
+    settings = [multi_program.resolve(ProgramSetting(seed=0, groups=groups), 2)]
+    stack = multi_program.ProgramStack(v2sa, 2, settings, 500, options={"precision": "bf16"})
+    assert stack.body.precision == "bf16"
+    with pytest.raises(ValueError, match="only the fast path"):
+        multi_program.ProgramStack(tiny_am, 2, settings, 500, options={"precision": "bf16"})
