@@ -23,8 +23,9 @@ import keras
 import numpy as np
 
 import utils
-from speech_models import build_am, resolve_net
+from speech_models import build_am
 from utils import V2SError, one_line
+from validation import net_name
 
 AM_ORIGIN = (
     "https://github.com/douglas125/SpeechCmdRecognition/raw/1bbac0da4374590eb1517af01b77052be5407722/model-attRNN.h5"
@@ -162,7 +163,7 @@ def find_weights(net: int | str, am_weights: str | None = None) -> tuple[Path, s
     Raises:
         V2SError: nothing found; the message says where to put the file.
     """
-    name = resolve_net(net)
+    name = net_name(net)
     if am_weights is not None:
         if not Path(am_weights).is_file():
             raise V2SError(f"--am-weights {am_weights}: no such file")
@@ -226,7 +227,7 @@ def load_am(net, am_weights: str | None = None) -> tuple[keras.Model, AMInfo]:
         the model, (batch, 16000) waveform -> (batch, 36) softmax, and where its weights came from.
         Callers that keep it frozen set `model.trainable = False` (BatchNorm then runs in inference mode).
     """
-    name = resolve_net(net)
+    name = net_name(net)
     path, source = find_weights(name, am_weights)
     model = build_am(name)
     load_weights(model, path)

@@ -188,6 +188,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         validation.at_least("--" + flag.replace("_", "-"), getattr(args, flag), 0, whole=True)
     validation.at_least("--max-minutes", args.max_minutes, 0, "0: no time limit")
     validation.seed("--seed", args.seed)
+    if args.eval_dir:
+        validation.net_name(args.net)  # an AM to score
+    else:
+        training_name(args.net)  # a model to train
     return args
 
 
@@ -197,9 +201,7 @@ def training_name(net: str) -> str:
     key = str(net).strip().lower()
     if key in TRAINABLE:
         return key
-    import speech_models  # TensorFlow: only once the name is not one of TRAINABLE
-
-    name = speech_models.resolve_net(key)
+    name = validation.net_name(key)
     return "v2sa_local" if name == "v2sa" else name
 
 
@@ -340,9 +342,8 @@ def evaluate(args) -> int:
     utils.setup_tensorflow()
     import am_weights
     import speech_data
-    import speech_models
 
-    net = speech_models.resolve_net(args.net)
+    net = validation.net_name(args.net)
     speech_data.scan_folder(args.eval_dir)
     model, info = am_weights.load_am(net, args.am_weights)
     print(f"model {info.name}: {info.path} ({info.source}, sha256 {info.sha256[:12]}, original={info.original})")

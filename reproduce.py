@@ -37,7 +37,7 @@ from pathlib import Path
 
 import utils
 import validation
-from settings import DEFAULT_PRECISION
+from settings import DEFAULT_PRECISION, MEL_NETS
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         if net not in NET_NAMES:
             raise V2SError(f"--nets {net}: Table 2 compares 0 (V2Sa), 3 (V2Su) and 6 (cnn1d_small)")
     validation.precision_settings(args)
-    if args.precision != DEFAULT_PRECISION and set(nets) - {"0", "3"}:
+    if args.precision != DEFAULT_PRECISION and any(validation.net_name(net) not in MEL_NETS for net in nets):
         raise V2SError(f"--precision {args.precision}: only the mel AMs (--nets 0,3) have the fast path")
     if args.precision != DEFAULT_PRECISION and Path(args.out).resolve() == DEFAULT_OUT.resolve():
         raise V2SError(

@@ -248,7 +248,6 @@ def check_run(record: dict, dataset=None, mapping=None, net=None) -> None:
     Args:
         dataset: index or name; mapping: source labels per target; net: 0/v2sa, 3/v2su, ...
     """
-    import speech_models
     import ts_dataloader
 
     run, cfg = record.get("run", "?"), record["config"]
@@ -262,7 +261,7 @@ def check_run(record: dict, dataset=None, mapping=None, net=None) -> None:
         if int(mapping) != int(saved):
             problems.append(f"--mapping {mapping} but the run was trained with mapping {saved}")
     if net is not None:
-        wanted, saved = speech_models.resolve_net(net), speech_models.resolve_net(cfg["net"])
+        wanted, saved = validation.net_name(net), validation.net_name(cfg["net"])
         if wanted != saved:
             problems.append(f"--net {net} ({wanted}) but the run reprograms {saved}")
     if problems:
@@ -309,7 +308,7 @@ def load_run(
             f"({record['dataset']['name']}, length {record['dataset']['length']})"
         )
     mask = ts_model.MaskSpec(data.length, cfg["seg"], cfg.get("offset", LEGACY_OFFSET)) if cfg["mask"] else None
-    am = speech_models.build_am(speech_models.resolve_net(cfg["net"]))
+    am = speech_models.build_am(validation.net_name(cfg["net"]))
     model = ts_model.build_v2s(
         am, data.n_classes, record["label_mapping"]["groups"], cfg["mod"], cfg["dropout"], cfg["l2"], mask
     )
@@ -374,7 +373,7 @@ def add_run_flags(parser, *, weight_required: bool, net_help: str = NET_CHECK_HE
 
 def check_run_flags(args) -> None:
     """Check the flags of `add_run_flags` and the script's --out (its output file) before anything heavy
-    runs: --mapping at least 1; --out a file that can be written, else --results-dir a folder that can be
+    runs: --mapping at least 1, --net a source AM; --out a file that can be written, else --results-dir a folder that can be
     made (nothing is created).
 
     Raises:
@@ -382,6 +381,8 @@ def check_run_flags(args) -> None:
     """
     if args.mapping is not None:
         validation.at_least("--mapping", args.mapping, 1, whole=True)
+    if args.net is not None:
+        validation.net_name(args.net)
     if args.out:
         validation.output_file("--out", args.out)
     elif args.results_dir:

@@ -27,6 +27,20 @@ N_MELS = 80  # mel bins
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_PRECISION = "fp32"
 
+# The source AMs by `--net` value (`validation.net_name`: value -> name); the mel ones have the fast path.
+NETS = {
+    "0": "v2sa",
+    "v2sa": "v2sa",
+    "3": "v2su",
+    "v2su": "v2su",
+    "5": "cnn1d",
+    "cnn1d": "cnn1d",
+    "6": "cnn1d_small",
+    "cnn1d_small": "cnn1d_small",
+}
+UNAVAILABLE_NETS = {"1": "VGGish with a dense head", "2": "VGGish AudioSet"}  # the original's, not here
+MEL_NETS = ("v2sa", "v2su")
+
 N_SOURCE = 36  # output classes of every source acoustic model (speech_models.SOURCE_CLASSES)
 
 DEFAULT_DR = 4  # the CLI's --dr: program dropout in tenths (the original code's unit)

@@ -16,8 +16,8 @@ Every AM takes 1 s of audio, a float32 waveform of 16000 samples at 16 kHz in [-
 `pretrain_am.py --net v2sa_local` trains the V2Sa architecture here (distilled from the original);
 it is the offline fallback for `--net 0` (`weight/v2sa_local.weights.h5`).
 
-This module builds the models (`build_am`, `build_body`) with random weights and names the classes
-and the `--net` values (`resolve_net`). `am_weights` finds and loads their weights; `speech_data`
+This module builds the models (`build_am`, `build_body`) with random weights and names the classes;
+`validation.net_name` reads a `--net` value. `am_weights` finds and loads their weights; `speech_data`
 reads and scores Speech-Commands folders.
 
 Import `utils` and call `utils.setup_tensorflow()` before importing this module.
@@ -31,6 +31,7 @@ from kapre.time_frequency import STFT, ApplyFilterbank, Magnitude
 
 from settings import HOP, N_FFT, N_FRAMES, N_MELS
 from utils import SAMPLE_RATE, WAVE_LEN, V2SError
+from validation import net_name
 
 SOURCE_CLASSES: tuple[str, ...] = (
     "_unknown_",
@@ -74,37 +75,6 @@ CORE_WORDS: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on",
 
 LOG_OFFSET = 1e-6  # log(mel + 1e-6), as the pretrained weights expect
 STD_EPSILON = 1e-6  # added to the variance before the square root in the standardisation
-
-_NET_ALIASES = {
-    "0": "v2sa",
-    "v2sa": "v2sa",
-    "3": "v2su",
-    "v2su": "v2su",
-    "5": "cnn1d",
-    "cnn1d": "cnn1d",
-    "6": "cnn1d_small",
-    "cnn1d_small": "cnn1d_small",
-}
-_UNAVAILABLE_NETS = {"1": "VGGish with a dense head", "2": "VGGish AudioSet"}
-
-
-def resolve_net(net: int | str) -> str:
-    """The canonical AM name for a `--net` value: 0/"v2sa", 3/"v2su", 5/"cnn1d", 6/"cnn1d_small"
-    (case-insensitive).
-
-    Raises:
-        V2SError: for the original's VGGish variants (1, 2) and for any other value.
-    """
-    key = str(net).strip().lower()
-    if key in _NET_ALIASES:
-        return _NET_ALIASES[key]
-    if key in _UNAVAILABLE_NETS:
-        raise V2SError(
-            f"--net {net} ({_UNAVAILABLE_NETS[key]}) is not available in this re-implementation; "
-            "use 0/v2sa, 3/v2su, 5/cnn1d or 6/cnn1d_small"
-        )
-    raise V2SError(f"unknown --net {net!r}; valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d, 6 or cnn1d_small")
-
 
 # ----------------------------------------------------------------------------------------------
 # Front end layers
@@ -275,7 +245,7 @@ def build_am(name: str) -> keras.Model:
     Layer names follow the original Keras-2 model (`conv2d`, `conv2d_1`, `bidirectional`, ...,
     `attSoftmax`, `output`) so its weights load by name; `mel_stft` ends the front end.
     """
-    name = resolve_net(name)
+    name = net_name(name)
     waveform = keras.Input((WAVE_LEN,), dtype="float32", name="input")
     if name in WAVEFORM_NETS:
         return keras.Model(waveform, _cnn1d_body(waveform, *WAVEFORM_NETS[name]), name=name)
@@ -290,7 +260,7 @@ def build_body(name: str) -> keras.Model:
     weights move between the two with `copy_weights_by_name` (the front end has no weights);
     training on cached features uses it.
     """
-    name = resolve_net(name)
+    name = net_name(name)
     if name in WAVEFORM_NETS:
         raise V2SError(f"{name} has no mel front end: it takes the raw waveform")
     mel = keras.Input((N_FRAMES, N_MELS, 1), dtype="float32", name="mel_input")

@@ -44,8 +44,6 @@ FIELDS = [
 
 def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
     """Source loss and SWD of one saved run (see the module docstring)."""
-    import speech_models
-
     model, record, data = runs.load_run(weight, args.weight_dir, args.results_dir, args.data_dir)
     am = probes.find_am(model)
     waves, labels = speech
@@ -55,7 +53,7 @@ def run_row(weight: str, speech: tuple[np.ndarray, np.ndarray], args) -> dict:
         am, source_logits, runs.tile_for_run(record, x), probes.program_of(model), args.projections, args.seed
     )
     return {
-        "am": speech_models.resolve_net(record["config"]["net"]),
+        "am": validation.net_name(record["config"]["net"]),
         "dataset": data.name,
         "run": record["run"],
         "mod": record["config"]["mod"],

@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from settings import DEFAULT_PRECISION, PRECISIONS
+from settings import DEFAULT_PRECISION, MEL_NETS, NETS, PRECISIONS, UNAVAILABLE_NETS
 from utils import WAVE_LEN, V2SError
 
 MAX_NAME_BYTES = 200  # a file-name stem: room for suffixes and the temporary names of atomic writes (limit 255)
@@ -196,13 +196,32 @@ def run_settings(settings) -> None:
         raise V2SError(f"--verbose {get('verbose')}: must be 0, 1 or 2")
     if get("run_name") is not None:
         file_name("--run-name", get("run_name"))
+    net_name(get("net", "0"))
     precision_settings(settings)
     tfa_settings(settings)
 
 
+def net_name(net) -> str:
+    """The source AM's name for a `--net` value: 0/"v2sa", 3/"v2su", 5/"cnn1d", 6/"cnn1d_small"
+    (case-insensitive; `settings.NETS`).
+
+    Raises:
+        V2SError: for the original's VGGish variants (1, 2) and for any other value.
+    """
+    key = str(net).strip().lower()
+    if key in NETS:
+        return NETS[key]
+    if key in UNAVAILABLE_NETS:
+        raise V2SError(
+            f"--net {net} ({UNAVAILABLE_NETS[key]}) is not available in this re-implementation; "
+            "use 0/v2sa, 3/v2su, 5/cnn1d or 6/cnn1d_small"
+        )
+    raise V2SError(f"unknown --net {net!r}; valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d, 6 or cnn1d_small")
+
+
 def precision_settings(settings) -> None:
-    """`--precision`: one of `settings.PRECISIONS`; bf16 only where the fast path trains (`--mod 0/1`, not
-    `--no-fast`; a non-mel AM is refused when the model is built)."""
+    """`--precision`: one of `settings.PRECISIONS`; bf16 only where the fast path trains: a mel AM
+    (`settings.MEL_NETS`), `--mod 0/1`, not `--no-fast`."""
     value = getattr(settings, "precision", DEFAULT_PRECISION)
     if value not in PRECISIONS:
         raise V2SError(f"--precision {value}: must be one of {', '.join(PRECISIONS)}")
@@ -210,6 +229,9 @@ def precision_settings(settings) -> None:
         str(getattr(settings, "mod", "1")) not in ("0", "1") or not getattr(settings, "fast", True)
     ):
         raise V2SError(f"--precision {value}: only the fast path computes in {value} (--mod 0 or 1, without --no-fast)")
+    net = getattr(settings, "net", "0")
+    if value != DEFAULT_PRECISION and net_name(net) not in MEL_NETS:
+        raise V2SError(f"--precision {value}: the fast path does not cover --net {net} (only the mel AMs 0 and 3)")
 
 
 def tfa_settings(settings) -> None:

@@ -81,6 +81,9 @@ CASES = [
     ("v2s_main.py", ["--precision", "fp16"], "--precision"),
     ("v2s_main.py", ["--precision", "bf16", "--no-fast"], "--precision"),  # only the fast path has bf16
     ("v2s_main.py", ["--precision", "bf16", "--mod", "2"], "--precision"),
+    ("v2s_main.py", ["--precision", "bf16", "--net", "cnn1d_small"], "--precision"),  # raw waveform: no fast path
+    ("v2s_main.py", ["--net", "9"], "--net"),
+    ("v2s_main.py", ["--net", "1"], "--net"),  # the original's VGGish: not here
     ("v2s_main.py", ["--run-name", "sub/x"], "--run-name"),
     ("v2s_main.py", ["--run-name", ".."], "--run-name"),
     ("v2s_main.py", ["--run-name", "x" * 300], "--run-name"),
@@ -137,6 +140,7 @@ CASES = [
             ("--seed", "-2"),
             ("--out", "{plain}"),
             ("--results-dir", "{plain}/results"),
+            ("--net", "9"),
         ]
     ),
     # cam_v2s.py
@@ -148,6 +152,7 @@ CASES = [
     ("cam_v2s.py", ["--weight", "w", "--results-dir", "{plain}"], "--results-dir"),
     ("cam_v2s.py", ["--weight", "w", "--method", "nope"], "--method"),
     ("cam_v2s.py", ["--weight", "w", "--index", "first"], "--index"),
+    ("cam_v2s.py", ["--weight", "w", "--net", "vggish"], "--net"),
     # tsne_v2s.py
     ("tsne_v2s.py", [], "--weight"),
     ("tsne_v2s.py", ["--weight", "w", "--tfa-seg", "0"], "--tfa-seg"),
@@ -156,6 +161,7 @@ CASES = [
     ("tsne_v2s.py", ["--weight", "w", "--max-series", "-1"], "--max-series"),
     ("tsne_v2s.py", ["--weight", "w", "--mapping", "0"], "--mapping"),
     ("tsne_v2s.py", ["--weight", "w", "--seed", "-1"], "--seed"),
+    ("tsne_v2s.py", ["--weight", "w", "--net", "7"], "--net"),
     ("tsne_v2s.py", ["--weight", "w", "--out", "{plain}/fig.png"], "--out"),
     # swd_table.py
     ("swd_table.py", ["--projections", "0"], "--projections"),

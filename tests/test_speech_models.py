@@ -19,6 +19,7 @@ import am_weights
 import speech_data
 import speech_models as sm
 import utils
+import validation
 from utils import V2SError
 
 GSC = SPEECH_DIR / "gsc"
@@ -149,19 +150,19 @@ def test_keras3_save_and_reload_without_lambda(blank_v2sa, tmp_path):
         ("cnn1d_small", "cnn1d_small"),
     ],
 )
-def test_resolve_net(net, expected):
-    assert sm.resolve_net(net) == expected
+def test_net_name(net, expected):
+    assert validation.net_name(net) == expected
 
 
 @pytest.mark.parametrize("net", [1, 2, "1"])
-def test_resolve_net_vggish_not_available(net):
+def test_net_name_vggish_not_available(net):
     with pytest.raises(V2SError, match="not available"):
-        sm.resolve_net(net)
+        validation.net_name(net)
 
 
-def test_resolve_net_invalid_lists_valid_values():
+def test_net_name_invalid_lists_valid_values():
     with pytest.raises(V2SError, match="valid values: 0 or v2sa, 3 or v2su, 5 or cnn1d, 6 or cnn1d_small"):
-        sm.resolve_net(7)
+        validation.net_name(7)
 
 
 # --- the original weights on real speech ----------------------------------------------------
