@@ -38,6 +38,8 @@ Other AMs (cnn1d, anything without the mel/BiLSTM/attention layers) are returned
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -157,28 +159,35 @@ def _time(s, steps, direction):
     return s if direction == 0 else steps - 1 - s
 
 
-def _recurrence_forward(zx, u, b, direction):
+def _lstm_cell(z, c, units):
+    """One LSTM step from its pre-activations z (B, 4H), gates ordered (i, f, o, g), and the cell state
+    c (B, H): returns sigmoid(i, f, o) (B, 3H), g (B, H), the new c and h (B, H)."""
+    ifo = 0.5 + 0.5 * tf.tanh(0.5 * z[:, : 3 * units])  # sigmoid, as XLA computes it fastest on CPU
+    g = tf.tanh(z[:, 3 * units :])
+    c = ifo[:, units : 2 * units] * c + ifo[:, :units] * g
+    return ifo, g, c, ifo[:, 2 * units :] * tf.tanh(c)
+
+
+def _recurrence_forward(zx, u, b, direction, keep_states=True):
     """One direction of a fused LSTM layer, all steps: zx (T, B, 8H) both directions' x.W (`lstm_weights`
     layout), u (H, 4H), b (4H,) of `direction` (0: forward, 1: from the last step back).
 
-    Returns h (T, B, H) and the states the backward pass needs, (T, B, 5H): sigmoid(i, f, o), g and c,
-    each indexed by time (not by step), so no sequence is ever reversed."""
+    Returns h (T, B, H) and, with `keep_states`, the states the backward pass needs, (T, B, 5H):
+    sigmoid(i, f, o), g and c, each indexed by time (not by step), so no sequence is ever reversed."""
     steps, units = zx.shape[0], u.shape[0]
     columns = slice(direction * 4 * units, (direction + 1) * 4 * units)
     h = tf.zeros_like(zx[0, :, :units])
 
-    def body(s, h, c, hs, states):
+    def body(s, h, c, hs, *states):
         t = _time(s, steps, direction)
         z = tf.gather(zx, t)[:, columns] + b + tf.matmul(h, u)  # (zx[t, :, columns] gives wrong values under XLA)
-        ifo = 0.5 + 0.5 * tf.tanh(0.5 * z[:, : 3 * units])  # sigmoid, as XLA computes it fastest on CPU
-        g = tf.tanh(z[:, 3 * units :])
-        c = ifo[:, units : 2 * units] * c + ifo[:, :units] * g
-        h = ifo[:, 2 * units :] * tf.tanh(c)
-        return s + 1, h, c, hs.write(t, h), states.write(t, tf.concat([ifo, g, c], axis=-1))
+        ifo, g, c, h = _lstm_cell(z, c, units)
+        kept = (states[0].write(t, tf.concat([ifo, g, c], axis=-1)),) if keep_states else ()
+        return (s + 1, h, c, hs.write(t, h), *kept)
 
-    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(2)]
-    _, _, _, hs, states = tf.while_loop(lambda s, *_: s < steps, body, (0, h, h, *arrays))
-    return hs.stack(), states.stack()
+    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(1 + keep_states)]
+    _, _, _, *arrays = tf.while_loop(lambda s, *_: s < steps, body, (0, h, h, *arrays))
+    return tuple(a.stack() for a in arrays)
 
 
 def _recurrence_backward(dh_out, states, u_t, direction):
@@ -212,7 +221,8 @@ def _recurrence_backward(dh_out, states, u_t, direction):
 
 
 def make_bilstm(precision=DEFAULT_PRECISION):
-    """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op: (x (B,T,D), w, u, u_t, b) -> (B,T,2H).
+    """A frozen-weights Bidirectional(LSTM, return_sequences, concat) op:
+    (x (B,T,D), w, u, u_t, b, keep_states) -> (B,T,2H).
 
     w, u, u_t, b as `lstm_weights` returns them. The gradient is taken w.r.t. x only (the weights are
     frozen constants of the AM). x.W + b of every step and both directions is one (T*B, D) x (D, 8H)
@@ -220,11 +230,15 @@ def make_bilstm(precision=DEFAULT_PRECISION):
     XLA-compiled while-loop, so TensorFlow's inter-op threads run the two at once; the backward direction
     runs its loop from the last step back instead of reversing sequences. The batch is padded to a
     multiple of 32 so that XLA compiles once per shape. `precision` is that of the two matmuls.
+    With `keep_states` (training) the forward loops keep the states the backward pass reads; without
+    (evaluation: usually no gradient) they keep only h, and a gradient, if one is asked for, runs the
+    forward loops again first.
     """
     fwd = tf.function(_recurrence_forward, jit_compile=True, autograph=False)
+    fwd_h = tf.function(functools.partial(_recurrence_forward, keep_states=False), jit_compile=True, autograph=False)
     bwd = tf.function(_recurrence_backward, jit_compile=True, autograph=False)
 
-    def bilstm(x, w, u, u_t, b):
+    def bilstm(x, w, u, u_t, b, keep_states=True):
         w, u, u_t, b = (tf.stop_gradient(v) for v in (w, u, u_t, b))
         steps, depth = x.shape[1], x.shape[2]
 
@@ -235,12 +249,14 @@ def make_bilstm(precision=DEFAULT_PRECISION):
             x_tm = tf.transpose(tf.pad(x, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))
             padded = tf.shape(x_tm)[1]
             zx = tf.stop_gradient(tf.reshape(_matmul(tf.reshape(x_tm, (-1, depth)), w, precision), (steps, padded, -1)))
-            parts = [fwd(zx, u[n], b[n], n) for n in (0, 1)]  # one XLA loop per direction
+            loop = fwd if keep_states else fwd_h
+            parts = [loop(zx, u[n], b[n], n) for n in (0, 1)]  # one XLA loop per direction
             out = tf.transpose(tf.concat([parts[0][0], parts[1][0]], -1), (1, 0, 2))[:batch]  # (B, T, 2H)
 
             def grad(dout):
+                states = [p[1] for p in parts] if keep_states else [fwd(zx, u[n], b[n], n)[1] for n in (0, 1)]
                 dh = tf.transpose(tf.pad(dout, [[0, (-batch) % 32], [0, 0], [0, 0]]), (1, 0, 2))  # (T, B', 2H)
-                dz = tf.concat([bwd(dh, parts[n][1], u_t[n], n) for n in (0, 1)], -1)  # (T, B', 8H)
+                dz = tf.concat([bwd(dh, states[n], u_t[n], n) for n in (0, 1)], -1)  # (T, B', 8H)
                 dx = tf.reshape(
                     _matmul(tf.reshape(dz, (-1, dz.shape[-1])), w, precision, transpose_b=True), (steps, padded, depth)
                 )
@@ -409,24 +425,25 @@ class FastBody:
             return folded_conv_block(mel, *self.folded_layers, self.precision)
         return self.conv_block(mel[..., None], training=False)[..., 0]
 
-    def probs_from_mel(self, mel):
-        """Standardised log-mel (B, 125, 80) -> (B, 36) softmax."""
+    def probs_from_mel(self, mel, training=True):
+        """Standardised log-mel (B, 125, 80) -> (B, 36) softmax. `training` False: the fused LSTMs keep no
+        states for a backward pass (`make_bilstm`; evaluation passes)."""
         am = self.am
         x = self.conv(mel)
         for name in ("bidirectional", "bidirectional_1"):
             if self.options["lstm"] == "keras":  # the AM's own layers (Keras' generic while-loop)
                 x = am.get_layer(name)(x, training=False)
             else:
-                x = self.bilstm(x, *lstm_weights(am.get_layer(name)))
+                x = self.bilstm(x, *lstm_weights(am.get_layer(name)), keep_states=training)
         return attention_head(x, *(am.get_layer(n) for n in ("dense", "dense_1", "dense_2", "output")))
 
-    def probs(self, spectrum):
-        """Complex STFT (B, 125, 513) -> (B, 36) softmax.
+    def probs(self, spectrum, training=True):
+        """Complex STFT (B, 125, 513) -> (B, 36) softmax (`training` as in `probs_from_mel`).
 
         The magnitude is complex `tf.abs`, as kapre's: computing it from real and imaginary parts was ~1.1x
         faster per step but its theta-gradient was 250x further from a float64 reference (5e-5 vs 2e-7
         relative, measured on the benchmark's batch)."""
-        return self.probs_from_mel(self.mel(tf.abs(spectrum)))
+        return self.probs_from_mel(self.mel(tf.abs(spectrum)), training)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -484,7 +501,7 @@ class AcceleratedAM(_View):
 
     def call(self, inputs, training=None):
         body = self._body.obj
-        return body.probs(body.spectrum(tf.convert_to_tensor(inputs, tf.float32)))
+        return body.probs(body.spectrum(tf.convert_to_tensor(inputs, tf.float32)), bool(training))
 
 
 @keras.saving.register_keras_serializable(package="v2s")
@@ -516,7 +533,7 @@ class FastV2S(_View):
         body, art, label_map = self._body.obj, self._art.obj, self._label_map.obj
         x = tf.convert_to_tensor(inputs, tf.float32)
         program = tf.convert_to_tensor(art.program(training=bool(training)))
-        probs = body.probs_from_mel(body.reprogrammed_mel(x[None], program[None, :])[0])
+        probs = body.probs_from_mel(body.reprogrammed_mel(x[None], program[None, :])[0], bool(training))
         return probs if label_map is None else label_map(probs)
 
 

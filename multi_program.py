@@ -124,7 +124,7 @@ class ProgramStack:
             return tf.reshape(self.am(reprogrammed, training=False), (self.P, tf.shape(x)[1], -1))
         mel = self.body.reprogrammed_mel(x, self.programs(training))  # (P, b, 125, 80)
         shape = tf.shape(mel)
-        probs = self.body.probs_from_mel(tf.reshape(mel, tf.concat([[-1], shape[2:]], 0)))
+        probs = self.body.probs_from_mel(tf.reshape(mel, tf.concat([[-1], shape[2:]], 0)), training)
         return tf.reshape(probs, (self.P, shape[1], -1))
 
     def _gradient(self, x, y, training: bool):

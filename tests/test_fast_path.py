@@ -83,14 +83,19 @@ def test_accelerated_am_equals_original(v2sa, lstm):
     assert _rel(grads[1], grads[0]) <= GRAD_RTOL
 
 
-def test_fused_bilstm_equals_keras_bidirectional(v2sa):
+@pytest.mark.parametrize("keep_states", [True, False], ids=["training", "evaluation"])
+def test_fused_bilstm_equals_keras_bidirectional(v2sa, keep_states):
     """One XLA loop per direction: the same outputs and input-gradient as the AM's Bidirectional layer
-    (odd batch: the padding to 32 is exercised)."""
+    (odd batch: the padding to 32 is exercised), whether the forward loops keep the states for the
+    backward pass (training) or not (evaluation: a gradient then runs them again)."""
     layer = v2sa.get_layer("bidirectional")
     x = tf.constant(np.random.default_rng(2).standard_normal((5, 125, 80)).astype(np.float32))
     bilstm = fast_am.make_bilstm()
     outs, grads = [], []
-    for fn in (lambda v: layer(v, training=False), lambda v: bilstm(v, *fast_am.lstm_weights(layer))):
+    for fn in (
+        lambda v: layer(v, training=False),
+        lambda v: bilstm(v, *fast_am.lstm_weights(layer), keep_states=keep_states),
+    ):
         with tf.GradientTape() as tape:
             tape.watch(x)
             out = fn(x)
