@@ -373,8 +373,8 @@ def add_run_flags(parser, *, weight_required: bool, net_help: str = NET_CHECK_HE
 
 def check_run_flags(args) -> None:
     """Check the flags of `add_run_flags` and the script's --out (its output file) before anything heavy
-    runs: --mapping at least 1, --net a source AM; --out a file that can be written, else --results-dir a folder that can be
-    made (nothing is created).
+    runs: --mapping at least 1, --net a source AM; --out a file that can be written, else --results-dir a
+    folder that can be made (nothing is created).
 
     Raises:
         V2SError: one line naming the flag.
