@@ -263,10 +263,16 @@ def _build_model(config: V2SConfig, am, n_classes: int, program: ProgramSetting,
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
     """(series (n, 16000), labels (n,)) as a `tf.data.Dataset` of batches, built once per run: `fit` and
     `evaluate` then skip building their array adapter's pipeline at every call, and each epoch's iterator is
-    a cheap one (docs/performance.md). With `shuffle_seed`, reshuffled every epoch, reproducibly."""
+    a cheap one (docs/performance.md). With `shuffle_seed`, reshuffled every epoch, reproducibly.
+
+    tf.data's autotuning is off: the pipeline has nothing to tune (no parallel map, no prefetch), and
+    with it on, deleting an iterator — `fit` does at every epoch, `evaluate` at every call — waits
+    for the autotuning thread, idle, for up to ~300 ms."""
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((x, y))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = tf.data.Dataset.from_tensor_slices((x, y)).with_options(options)
     if shuffle_seed is not None:
         data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size)

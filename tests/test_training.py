@@ -31,6 +31,20 @@ def test_a_different_seed_gives_a_different_run(toy):
     assert run(config(toy))["history"] != run(config(toy, seed=6))["history"]
 
 
+def epoch_orders(data, epochs):
+    """Per epoch, the labels in the order the batches yield them (one iterator per epoch, as `fit`)."""
+    return [np.concatenate([y.numpy() for _, y in data]).tolist() for _ in range(epochs)]
+
+
+def test_the_runs_batches_hold_every_series_once_per_epoch_reshuffled_as_the_seed_says():
+    x, y = np.zeros((10, 3), np.float32), np.arange(10)
+    orders = epoch_orders(training.batches(x, y, 4, shuffle_seed=3), 3)
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    assert orders[0] != orders[1]
+    assert orders == epoch_orders(training.batches(x, y, 4, shuffle_seed=3), 3)
+    assert epoch_orders(training.batches(x, y, 4), 2) == [list(range(10))] * 2  # evaluation: in order
+
+
 def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
     """Replacing every TEST label changes the test numbers only: theta, the history of every other metric
     and the chosen epoch are identical; the per-epoch TEST accuracy is recorded and flips with the labels."""
