@@ -191,6 +191,7 @@ def train_programs(
     options: dict | None = None,
     evaluate_on: dict | None = None,
     monitor_on: dict | None = None,
+    on_epoch=None,
 ) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
 
@@ -211,6 +212,8 @@ def train_programs(
         monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and
             `<name>_accuracy`, never used to choose anything here (for studies of the original's
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
+        on_epoch: called as `on_epoch(epochs_done)` after every epoch (a progress bar's hook; what it
+            does cannot change the training).
     Returns:
         one dict per program: `setting` (its `ProgramSetting.as_dict()`, the label map resolved), `history`
         (per epoch, as Keras names them: loss, accuracy, ce — the training loss with and without the L2
@@ -291,6 +294,8 @@ def train_programs(
                 losses = " ".join(f"{h['loss'][-1]:.3f}" for h in history)
                 vals = " ".join(f"{h['val_ce'][-1]:.3f}" for h in history) if has_val else ""
                 print(f"epoch {epoch + 1}/{epochs}: loss {losses}" + (f"  val_ce {vals}" if vals else ""), flush=True)
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
     rate = seen / max(time.time() - started, 1e-9)
     theta_last = stack.theta.numpy()
     chosen = [

@@ -63,9 +63,11 @@ def execute(
 ) -> list[dict]:
     """Run the specs that have no record yet (finished and failed runs are both skipped), stack by stack.
 
-    `run_fn(stack, out)` trains one stack (a list of specs) and returns one summary per spec. Prints
-    one line per finished run and keeps an overall progress bar with the time left; the bar counts
-    TRAIN series x epochs (`RunSpec.cost`), so its estimate weights the big datasets that come last.
+    `run_fn(stack, out, on_epoch=None)` trains one stack (a list of specs) and returns one summary per
+    spec. Prints one line per finished run and keeps an overall progress bar with the time left; the bar
+    counts TRAIN series x epochs (`RunSpec.cost`), so its estimate weights the big datasets that come
+    last. In this process it moves after every epoch (`run_fn` calls `on_epoch(epochs_done)`); with
+    `--jobs` or Ray, after every stack.
 
     Each stack is trained under a claim on its runs (`run_claimed`): sweeps sharing `out` split the work
     and never train a run twice, and after a kill (of the sweep or of a worker) the same command trains
@@ -88,7 +90,8 @@ def execute(
     results = []
     bar = tqdm(total=sum(spec.cost for spec in pending), unit="series", unit_scale=True, dynamic_ncols=True)
 
-    def report(stack, summaries):
+    def report(stack, summaries, shown=0):
+        """A line per run of a finished stack; the bar moves by the stack's cost less what `shown` moved."""
         for spec, result in zip(stack, summaries):
             if result["ok"]:
                 status = f"test_acc {result['test_accuracy']:.4f}"
@@ -103,14 +106,29 @@ def execute(
             bar.write(
                 f"{spec.dataset} net{spec.net} {setting} seed{spec.seed}{fold}: {status} ({result['seconds']:.0f}s)"
             )
-            bar.update(spec.cost)
             results.append(result)
+        bar.update(sum(spec.cost for spec in stack) - shown)
+
+    def epoch_progress(stack):
+        """`on_epoch` for a stack trained here: moves the bar by its share of the stack's cost per epoch;
+        `.shown` is how far it moved."""
+        cost, epochs = sum(spec.cost for spec in stack), max(spec.eps for spec in stack)
+
+        def on_epoch(done):
+            step = min(cost, cost * done // epochs) - on_epoch.shown
+            bar.update(step)
+            on_epoch.shown += step
+
+        on_epoch.shown = 0
+        return on_epoch
 
     if stacks and backend == "ray":
         _execute_ray(stacks, out, jobs, ray_address, run_fn, report, retry_failed)
     elif jobs <= 1 or not stacks:
         for stack in stacks:
-            report(stack, run_claimed(run_fn, stack, out, retry_failed))
+            on_epoch = epoch_progress(stack)
+            summaries = run_claimed(run_fn, stack, out, retry_failed, on_epoch)
+            report(stack, summaries, on_epoch.shown)
     else:
         _execute_processes(stacks, out, jobs, run_fn, report, retry_failed)
     bar.close()
@@ -138,8 +156,8 @@ def _interrupted(spec: RunSpec) -> dict:
     }
 
 
-def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = False) -> list[dict]:
-    """`run_fn(stack, out)` under a claim on the stack's runs (`claims`), so that sweeps sharing `out` never
+def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = False, on_epoch=None) -> list[dict]:
+    """`run_fn(stack, out, on_epoch)` under a claim on the stack's runs (`claims`), so that sweeps sharing `out` never
     train a run twice; the claim is released once the records (or error records) are written.
 
     A stack claimed by a live process is skipped. Once claimed, runs recorded meanwhile by another process
@@ -152,7 +170,7 @@ def run_claimed(run_fn, stack: list[RunSpec], out: str, retry_failed: bool = Fal
         return [_skipped(spec, f"being trained by another process ({held})") for spec in stack]
     with claim:
         todo = [s for s in stack if s.name in claim.took_over or pending_runs([s], out, retry_failed)]
-        done = dict(zip([s.name for s in todo], run_fn(todo, out))) if todo else {}
+        done = dict(zip([s.name for s in todo], run_fn(todo, out, on_epoch=on_epoch))) if todo else {}
     return [done.get(s.name) or _skipped(s, "recorded meanwhile by another process") for s in stack]
 
 

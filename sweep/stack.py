@@ -89,7 +89,7 @@ def _source_am(net: str):
     return _AM_CACHE[net]
 
 
-def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
+def run_stack(specs: list[RunSpec], out: str, on_epoch=None) -> list[dict]:
     """Train V2S runs of one group together (`multi_program.train_programs`) and write one record per run.
 
     Each record is the one `training.run` writes (config, dataset, label map, AM, history, epoch
@@ -100,12 +100,15 @@ def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
 
     Dropout masks are drawn from one stream per stack, so a run's numbers depend on the stack it was
     trained in: the same plan and `--programs` give the same stacks and the same numbers.
+
+    `on_epoch(epochs_done)`, if given, is called after every epoch of the stack (progress only; TFa runs,
+    trained one by one, do not call it).
     """
     if specs[0].mod == "tfa":
         return [run_one(spec, out) for spec in specs]
     started = time.time()
     try:
-        records = _train_stack(specs, out, started)
+        records = _train_stack(specs, out, started, on_epoch)
     except Exception as err:  # recorded, and the sweep goes on
         seconds = (time.time() - started) / len(specs)
         return [record_failure(spec, out, err, seconds) for spec in specs]
@@ -120,7 +123,7 @@ def run_stack(specs: list[RunSpec], out: str) -> list[dict]:
     ]
 
 
-def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
+def _train_stack(specs: list[RunSpec], out: str, started: float, on_epoch=None) -> list[dict]:
     import multi_program
     import training
     import ts_dataloader
@@ -149,8 +152,9 @@ def _train_stack(specs: list[RunSpec], out: str, started: float) -> list[dict]:
         seed=first.seed,
         options={"precision": first.precision},
         evaluate_on={"train": (x_fit, y_fit), "test": (data.x_test, data.y_test)},  # the reported TEST score
-        monitor_on={"test": (data.x_test, data.y_test)},
-    )  # per-epoch TEST, for the optimistic protocols only
+        monitor_on={"test": (data.x_test, data.y_test)},  # per-epoch TEST, for the optimistic protocols only
+        on_epoch=on_epoch,
+    )
     fit_seconds = time.time() - fit_started
     try:
         swd = stack_swd(am, first.net, data.x_train, [r["theta"] for r in results], settings, first.seed)

@@ -229,9 +229,13 @@ def fake_record(spec, val_ce, test_acc, test_curve=None):
 
 def fake_runner(calls, fail=()):
     """A stand-in for `sweep.stack.run_stack`: per spec of the stack, writes a record whose scores depend on the
-    setting; fails for `fail` names (as run_stack does: an error record, and the sweep goes on)."""
+    setting; fails for `fail` names (as run_stack does: an error record, and the sweep goes on). Calls
+    `on_epoch` after each of the stack's epochs, as run_stack does."""
 
-    def run(stack, out):
+    def run(stack, out, on_epoch=None):
+        for done in range(1, stack[0].eps + 1):
+            if on_epoch is not None:
+                on_epoch(done)
         summaries = []
         for spec in stack:
             calls.append(spec.name)
@@ -249,9 +253,9 @@ def fake_runner(calls, fail=()):
     return run
 
 
-def fake_stack_runner(stack, out):
+def fake_stack_runner(stack, out, on_epoch=None):
     """`fake_runner` as a module-level function, which a spawned `--jobs` worker can unpickle."""
-    return fake_runner([])(stack, out)
+    return fake_runner([])(stack, out, on_epoch)
 
 
 ROWS = [{"ucr_name": "Toy", "length": 1000, "n_classes": 2}]

@@ -64,6 +64,21 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
         assert a["metrics"]["test"]["accuracy"] == pytest.approx(a["history"]["test_accuracy"][a["best_epoch"] - 1])
 
 
+def test_a_stack_reports_each_finished_epoch_and_the_hook_cannot_change_it(random_v2sa):
+    import multi_program
+
+    x, y = _series(16)
+    settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=1, dropout=0.0)]
+    done = []
+    args = (random_v2sa, (x[:10], y[:10]), (x[10:], y[10:]), settings)
+    hooked = multi_program.train_programs(*args, epochs=3, batch_size=5, seed=2, on_epoch=done.append)
+    plain = multi_program.train_programs(*args, epochs=3, batch_size=5, seed=2)
+    assert done == [1, 2, 3]
+    for a, b in zip(hooked, plain):
+        np.testing.assert_array_equal(a["theta_last"], b["theta_last"])
+        assert a["history"] == b["history"]
+
+
 def _precision_record(dataset, precision, seed, dr, seg, val_ce, test_accuracy):
     return {
         "dataset": {"name": dataset},

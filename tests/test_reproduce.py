@@ -289,6 +289,34 @@ def test_a_dataset_is_tabled_once_one_net_has_results():
     assert lines[0]["seeds"] == 2 and "ours V2Su (honest)" not in lines[0] and "ours V2Su (honest)" not in summary
 
 
+class RecordingBar:
+    """A stand-in for tqdm's bar: keeps every update."""
+
+    def __init__(self, total, **_):
+        self.total, self.updates = total, []
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def write(self, line):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_the_bar_moves_after_every_epoch_in_process_and_ends_at_its_total(tmp_path, monkeypatch):
+    bars = []
+    monkeypatch.setattr("tqdm.tqdm", lambda **kw: bars.append(RecordingBar(**kw)) or bars[-1])
+    rows = [{"ucr_name": "Toy", "length": 1000, "n_classes": 2, "n_train": 30}]
+    specs = plan.plan_runs(rows, ["0"], "small", seeds=1, eps=4, data_dir=None)  # 4 runs, cost 120 each
+    executor.execute(specs, str(tmp_path), run_fn=fake_runner([]), programs=2)  # 2 stacks of 2
+    (bar,) = bars
+    assert bar.total == sum(s.cost for s in specs) == 480
+    assert sum(bar.updates) == bar.total
+    assert bar.updates[:4] == [60, 60, 60, 60]  # the first stack (cost 240), epoch by epoch
+
+
 def test_plan_runs_cheapest_first_and_weights_progress_by_series_seen():
     """The plan starts with the smallest TRAIN set; each run's progress weight is TRAIN size x epochs, so
     the bar's time left accounts for the big datasets at the end."""
