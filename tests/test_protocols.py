@@ -79,6 +79,30 @@ def test_a_stack_reports_each_finished_epoch_and_the_hook_cannot_change_it(rando
         assert a["history"] == b["history"]
 
 
+def test_a_longer_stack_begins_with_the_shorter_stacks_epochs(random_v2sa):
+    """Nothing in a stack depends on the number of epochs: a 300-epoch sweep's first 100 epochs are the
+    100-epoch sweep's, so `--eps 300` answers "do more epochs move `original`?" within the same runs."""
+    import multi_program
+
+    x, y = _series(24)
+    settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=1, dropout=0.1, seg=2, offset=0)]
+
+    def train(epochs):
+        return multi_program.train_programs(
+            random_v2sa,
+            (x[:10], y[:10]),
+            (x[10:16], y[10:16]),
+            settings,
+            epochs=epochs,
+            batch_size=5,
+            seed=2,
+            monitor_on={"test": (x[16:], y[16:])},
+        )
+
+    for short, long in zip(train(2), train(4)):
+        assert {k: v[:2] for k, v in long["history"].items()} == short["history"]
+
+
 def _precision_record(dataset, precision, seed, dr, seg, val_ce, test_accuracy):
     return {
         "dataset": {"name": dataset},
