@@ -212,8 +212,9 @@ def train_programs(
         monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and
             `<name>_accuracy`, never used to choose anything here (for studies of the original's
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
-        on_epoch: called as `on_epoch(epochs_done)` after every epoch (a progress bar's hook; what it
-            does cannot change the training).
+        on_epoch: called as `on_epoch(epochs_done)` after every epoch (a progress bar's hook). The stack
+            draws from its own generators only, so the hook's use of global random state cannot change
+            the training; an exception from it ends the training like any other.
     Returns:
         one dict per program: `setting` (its `ProgramSetting.as_dict()`, the label map resolved), `history`
         (per epoch, as Keras names them: loss, accuracy, ce — the training loss with and without the L2

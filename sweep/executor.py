@@ -66,8 +66,8 @@ def execute(
     `run_fn(stack, out, on_epoch=None)` trains one stack (a list of specs) and returns one summary per
     spec. Prints one line per finished run and keeps an overall progress bar with the time left; the bar
     counts TRAIN series x epochs (`RunSpec.cost`), so its estimate weights the big datasets that come
-    last. In this process it moves after every epoch (`run_fn` calls `on_epoch(epochs_done)`); with
-    `--jobs` or Ray, after every stack.
+    last. In this process it moves after every epoch of a V2S stack (`run_fn` calls `on_epoch(epochs_done)`;
+    TFa runs move it when they finish); with `--jobs` or Ray, after every stack.
 
     Each stack is trained under a claim on its runs (`run_claimed`): sweeps sharing `out` split the work
     and never train a run twice, and after a kill (of the sweep or of a worker) the same command trains

@@ -230,7 +230,7 @@ def fake_record(spec, val_ce, test_acc, test_curve=None):
 def fake_runner(calls, fail=()):
     """A stand-in for `sweep.stack.run_stack`: per spec of the stack, writes a record whose scores depend on the
     setting; fails for `fail` names (as run_stack does: an error record, and the sweep goes on). Calls
-    `on_epoch` after each of the stack's epochs, as run_stack does."""
+    `on_epoch` after each of the stack's epochs, as run_stack does for a V2S stack."""
 
     def run(stack, out, on_epoch=None):
         for done in range(1, stack[0].eps + 1):

@@ -65,13 +65,23 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
 
 
 def test_a_stack_reports_each_finished_epoch_and_the_hook_cannot_change_it(random_v2sa):
+    import keras
+    import tensorflow as tf
+
     import multi_program
 
     x, y = _series(16)
     settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=1, dropout=0.0)]
     done = []
+
+    def hook(epochs_done):  # a hook that draws from the global generators
+        done.append(epochs_done)
+        np.random.random(7)
+        tf.random.uniform((7,))
+        keras.random.uniform((7,))
+
     args = (random_v2sa, (x[:10], y[:10]), (x[10:], y[10:]), settings)
-    hooked = multi_program.train_programs(*args, epochs=3, batch_size=5, seed=2, on_epoch=done.append)
+    hooked = multi_program.train_programs(*args, epochs=3, batch_size=5, seed=2, on_epoch=hook)
     plain = multi_program.train_programs(*args, epochs=3, batch_size=5, seed=2)
     assert done == [1, 2, 3]
     for a, b in zip(hooked, plain):

@@ -43,6 +43,8 @@ def test_the_runs_batches_hold_every_series_once_per_epoch_reshuffled_as_the_see
     assert orders[0] != orders[1]
     assert orders == epoch_orders(training.batches(x, y, 4, shuffle_seed=3), 3)
     assert epoch_orders(training.batches(x, y, 4), 2) == [list(range(10))] * 2  # evaluation: in order
+    # nothing to autotune, and deleting an autotuned pipeline's iterator waits (docs/performance.md, item 9)
+    assert not training.batches(x, y, 4, shuffle_seed=3).options().autotune.enabled
 
 
 def test_test_split_never_influences_training_or_epoch_choice(tmp_path):
