@@ -41,8 +41,10 @@ from settings import DEFAULT_PRECISION, MEL_NETS
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
-from sweep.tables import build_table, constant_predictor_notes, majority_notes, table3, write_outputs
+from sweep.tables import build_table, constant_predictor_notes, epochs_table, majority_notes, table3, write_outputs
 from utils import V2SError
+
+PAPER_EPOCHS = 100  # the paper's epochs per run
 
 DEFAULT_OUT = utils.PROJECT_DIR / "results" / "table2"
 
@@ -72,7 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="3",
         help="seeds 0..N-1 per setting: N for every AM, or per AM, e.g. 0=1,3=3 (tfa=N for TFa; default the largest)",
     )
-    parser.add_argument("--eps", type=int, default=100, help="epochs per run (the paper: 100)")
+    parser.add_argument(
+        "--eps",
+        type=int,
+        default=PAPER_EPOCHS,
+        help=f"epochs per run (the paper: {PAPER_EPOCHS}); above {PAPER_EPOCHS}, also a table of every protocol "
+        f"after the first {PAPER_EPOCHS} epochs vs all epochs of the same runs (table2_eps<N>_vs_{PAPER_EPOCHS}.md)",
+    )
     parser.add_argument(
         "--grid",
         default="small",
@@ -223,6 +231,10 @@ def main(argv=None) -> int:
         )
     )
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
+    if args.eps > PAPER_EPOCHS:  # do more epochs move the protocols? the first 100 epochs of the same runs
+        monitored = [r for r in load_records(str(out), tabled) if "test_accuracy" in r.get("history", {})]
+        if monitored:
+            print(f"epochs={epochs_table(monitored, PAPER_EPOCHS, out, command)}")
     for column, stats in summary.items():
         print(
             f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "

@@ -97,6 +97,41 @@ def protocol_scores(records: list[dict]) -> dict:
     return scores
 
 
+def first_epochs(record: dict, epochs: int) -> dict:
+    """The run as its first `epochs` epochs left it: the history cut there, and the validation and TEST scores
+    at the epoch the run's own rule chooses among those (the lowest validation cross-entropy, the earlier on a
+    tie, as `fitting.is_better`; the last epoch without validation data). For a stack this is exactly the
+    shorter run's record (a longer stack begins with the shorter stack's epochs), less what is measured only
+    at the end (the TRAIN scores, the SWD). Needs the per-epoch TEST history.
+
+    Raises:
+        ValueError: the record has no per-epoch TEST history, or fewer than `epochs` epochs.
+    """
+    import fitting  # the single run's rule (fitting imports Keras: not at import time of the sweep's CLI)
+
+    history = record.get("history", {})
+    if len(history.get("test_accuracy") or []) < epochs:
+        raise ValueError(f"{record.get('run', 'a run')}: no per-epoch TEST history of {epochs} epochs")
+    cut = {key: list(values[:epochs]) for key, values in history.items()}
+    chosen, best = epochs - 1, None
+    for epoch, value in enumerate(cut.get("val_ce") or []):
+        if fitting.is_better(value, best, fitting.MODES["val_ce"]):
+            chosen, best = epoch, value
+    metrics = {"test": {key: cut[f"test_{key}"][chosen] for key in ("accuracy", "ce") if f"test_{key}" in cut}}
+    if best is not None:
+        metrics["validation"] = {
+            key: cut[f"val_{key}"][chosen] for key in ("ce", "accuracy", "loss") if f"val_{key}" in cut
+        }
+    return {
+        **record,
+        "config": {**record["config"], "eps": epochs},
+        "history": cut,
+        "metrics": metrics,
+        "selection": {"monitor": "val_ce" if best is not None else None, "best_epoch": chosen + 1},
+        "first_epochs_of": record.get("run"),
+    }
+
+
 def baseline_scores(rows: list[dict], seeds: int, out: str, data_dir, methods=("minirocket",)) -> dict:
     """Each Rocket baseline's test accuracy per (dataset, method): {"values": [...] per seed, "seconds": s}.
 

@@ -12,19 +12,18 @@ import reporting
 import utils
 from sweep.figures import scatter
 from sweep.plan import NET_NAMES, PAPER_COLUMNS, TFA_OPTIMISERS, tfa_key
-from sweep.protocols import BASELINE_COLUMNS, PROTOCOLS, TFA_PROTOCOLS, column_key, protocol_scores
+from sweep.protocols import BASELINE_COLUMNS, PROTOCOLS, TFA_PROTOCOLS, column_key, first_epochs, protocol_scores
 
 
 def constant_predictor_notes(rows: list[dict], tolerance: float = 0.06) -> list[str]:
     """Where the paper's TFa accuracy is the TEST share of one class (a model predicting that class for
     every series), within `tolerance` points of rounding; and the datasets where it prints 100 %, which a
     constant predictor reaches only if every TEST label is the same."""
+    printed = [r for r in rows if "test_shares" in r and r.get("TFa") is not None]  # not: datasets outside Table 2
     constant = [
-        r["ucr_name"]
-        for r in rows
-        if "test_shares" in r and min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance
+        r["ucr_name"] for r in printed if min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance
     ]
-    hundred = [r["ucr_name"] for r in rows if r["TFa"] == 100 and "test_shares" in r]
+    hundred = [r["ucr_name"] for r in printed if r["TFa"] == 100]
     notes = []
     if constant:
         notes.append(
@@ -309,6 +308,38 @@ def write_outputs(
     if lines:
         scatter(lines, out / "table2.png")
     return out / "table2.md"
+
+
+def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Path:
+    """`<out>/table2_eps<N>_vs_<short>.md`: do more epochs move the protocols? Per (dataset, column), each
+    protocol's mean TEST accuracy over seeds (percent) after the first `short` epochs and after all N epochs
+    of the same runs (`first_epochs`), and the epoch `original` chooses at N."""
+    epochs = max(len(r["history"]["test_accuracy"]) for r in records)
+    full = protocol_scores(records)
+    cut = protocol_scores([first_epochs(r, short) for r in records])
+    shown = [p for p in PROTOCOLS if any(p in s for s in full.values())]
+    header = ["dataset", "column", *(f"{p}: {short} → {epochs} epochs" for p in shown), "original's epoch"]
+    rows = []
+    for key in sorted(full):
+        cells = [
+            f"{100 * np.mean(cut[key][p]):.2f} → {100 * np.mean(full[key][p]):.2f}" if p in full[key] else "–"
+            for p in shown
+        ]
+        chosen = ", ".join(str(c["epoch"]) for c in full[key].get("original_choice", [])) or "–"
+        rows.append([key[0], NET_NAMES.get(key[1], key[1]), *cells, chosen])
+    md = [
+        f"# More epochs: the first {short} vs all {epochs} epochs of the same runs",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Mean TEST accuracy over seeds (percent). The first epochs of a run are those of the shorter run "
+        "(docs/reproduction.md), so each pair compares one set of runs.",
+        "",
+        *reporting.markdown_table(header, rows),
+    ]
+    path = out / f"table2_eps{epochs}_vs_{short}.md"
+    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
+    return path
 
 
 def _stat_cell(stats: dict | None, stat: str) -> str:
