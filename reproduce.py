@@ -232,9 +232,9 @@ def main(argv=None) -> int:
     )
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
     if args.eps > PAPER_EPOCHS:  # do more epochs move the protocols? the first 100 epochs of the same runs
-        monitored = [r for r in load_records(str(out), tabled) if "test_accuracy" in r.get("history", {})]
-        if monitored:
-            print(f"epochs={epochs_table(monitored, PAPER_EPOCHS, out, command)}")
+        epochs = epochs_table(load_records(str(out), tabled), PAPER_EPOCHS, out, command)
+        if epochs:
+            print(f"epochs={epochs}")
     for column, stats in summary.items():
         print(
             f"{column:<24} mean {stats['mean']:.2f}  median {stats['median']:.2f}  MPCE {stats['mpce']:.2f}  "

@@ -108,6 +108,7 @@ def first_epochs(record: dict, epochs: int) -> dict:
         ValueError: the record has no per-epoch TEST history, or fewer than `epochs` epochs.
     """
     import fitting  # the single run's rule (fitting imports Keras: not at import time of the sweep's CLI)
+    import runs
 
     history = record.get("history", {})
     if len(history.get("test_accuracy") or []) < epochs:
@@ -117,7 +118,7 @@ def first_epochs(record: dict, epochs: int) -> dict:
     for epoch, value in enumerate(cut.get("val_ce") or []):
         if fitting.is_better(value, best, fitting.MODES["val_ce"]):
             chosen, best = epoch, value
-    metrics = {"test": {key: cut[f"test_{key}"][chosen] for key in ("accuracy", "ce") if f"test_{key}" in cut}}
+    metrics = {"test": {key: cut[f"test_{key}"][chosen] for key in ("loss", "accuracy", "ce") if f"test_{key}" in cut}}
     if best is not None:
         metrics["validation"] = {
             key: cut[f"val_{key}"][chosen] for key in ("ce", "accuracy", "loss") if f"val_{key}" in cut
@@ -127,7 +128,7 @@ def first_epochs(record: dict, epochs: int) -> dict:
         "config": {**record["config"], "eps": epochs},
         "history": cut,
         "metrics": metrics,
-        "selection": {"monitor": "val_ce" if best is not None else None, "best_epoch": chosen + 1},
+        "selection": runs.selection_record("val_ce" if best is not None else None, chosen + 1, best, epochs),
         "first_epochs_of": record.get("run"),
     }
 

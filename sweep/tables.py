@@ -20,9 +20,7 @@ def constant_predictor_notes(rows: list[dict], tolerance: float = 0.06) -> list[
     every series), within `tolerance` points of rounding; and the datasets where it prints 100 %, which a
     constant predictor reaches only if every TEST label is the same."""
     printed = [r for r in rows if "test_shares" in r and r.get("TFa") is not None]  # not: datasets outside Table 2
-    constant = [
-        r["ucr_name"] for r in printed if min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance
-    ]
+    constant = [r["ucr_name"] for r in printed if min(abs(share - r["TFa"]) for share in r["test_shares"]) <= tolerance]
     hundred = [r["ucr_name"] for r in printed if r["TFa"] == 100]
     notes = []
     if constant:
@@ -310,10 +308,20 @@ def write_outputs(
     return out / "table2.md"
 
 
-def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Path:
+def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Path | None:
     """`<out>/table2_eps<N>_vs_<short>.md`: do more epochs move the protocols? Per (dataset, column), each
     protocol's mean TEST accuracy over seeds (percent) after the first `short` epochs and after all N epochs
-    of the same runs (`first_epochs`), and the epoch `original` chooses at N."""
+    of the same runs (`first_epochs`), and the epoch `original` chooses at N. Only (dataset, column, seed)
+    groups whose every record has the per-epoch TEST history are compared (older records have none); None
+    (nothing written) if there is no such group."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["dataset"]["name"], column_key(r), r["config"]["seed"]), []).append(r)
+    records = [
+        r for members in groups.values() if all("test_accuracy" in m["history"] for m in members) for r in members
+    ]
+    if not records:
+        return None
     epochs = max(len(r["history"]["test_accuracy"]) for r in records)
     full = protocol_scores(records)
     cut = protocol_scores([first_epochs(r, short) for r in records])
@@ -321,12 +329,16 @@ def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Pa
     header = ["dataset", "column", *(f"{p}: {short} → {epochs} epochs" for p in shown), "original's epoch"]
     rows = []
     for key in sorted(full):
+        columns = dict((p, c) for c, p in score_columns(key[1]))  # protocol -> its table column
         cells = [
-            f"{100 * np.mean(cut[key][p]):.2f} → {100 * np.mean(full[key][p]):.2f}" if p in full[key] else "–"
+            f"{100 * np.mean(cut[key][p]):.2f} → {100 * np.mean(full[key][p]):.2f}"
+            if p in columns and p in full[key]
+            else "–"
             for p in shown
         ]
         chosen = ", ".join(str(c["epoch"]) for c in full[key].get("original_choice", [])) or "–"
-        rows.append([key[0], NET_NAMES.get(key[1], key[1]), *cells, chosen])
+        label = next(iter(columns.values())).rsplit(" (", 1)[0].removeprefix("ours ")
+        rows.append([key[0], label, *cells, chosen])
     md = [
         f"# More epochs: the first {short} vs all {epochs} epochs of the same runs",
         "",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, fake_stack_runner, needs, write_toy
 
+import runs
 import utils
 from sweep import executor, plan, protocols, stack, tables
 
@@ -308,8 +309,8 @@ def test_the_first_epochs_of_a_run_are_scored_as_the_shorter_run_would_be():
     short = protocols.first_epochs(record, 3)
     assert short["history"]["test_accuracy"] == [0.1, 0.6, 0.7] and short["config"]["eps"] == 3
     # epoch 2 and 3 tie on validation: the earlier one, as a run chooses
-    assert short["selection"]["best_epoch"] == 2
     assert short["metrics"]["validation"]["ce"] == 1.0 and short["metrics"]["test"]["accuracy"] == 0.6
+    assert short["selection"] == {"criterion": runs.CRITERIA["val_ce"], "epoch": 2, "value": 1.0}
     assert protocols.first_epochs(record, 4)["metrics"]["test"]["accuracy"] == 0.9
     no_validation = {**record, "history": {"test_accuracy": [0.1, 0.6, 0.7, 0.9]}}
     assert protocols.first_epochs(no_validation, 3)["metrics"] == {"test": {"accuracy": 0.7}}  # the last epoch
@@ -322,7 +323,8 @@ def test_the_epochs_table_compares_every_protocol_within_the_same_runs(tmp_path)
         monitored_record(0, val_ce=[2.0, 1.0, 0.9, 0.8], test_accuracy=[0.50, 0.60, 0.70, 0.95]),
         monitored_record(4, val_ce=[1.5, 1.2, 1.1, 1.0], test_accuracy=[0.55, 0.65, 0.60, 0.60]),
     ]
-    path = tables.epochs_table(records, 2, tmp_path, "python reproduce.py --eps 4")
+    older = {**monitored_record(2, [1.0] * 4, [0.9] * 4, seed=1), "history": {}}  # its seed's group is left out
+    path = tables.epochs_table(records + [older], 2, tmp_path, "python reproduce.py --eps 4")
     assert path.name == "table2_eps4_vs_2.md"
     row = next(line for line in path.read_text().splitlines() if line.startswith("| A |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
