@@ -29,6 +29,7 @@ env: $(RUNTIME)
 dev-env: $(DEV)
 
 demo: env
+	mkdir -p Datasets
 	$(PY) v2s_main.py --dataset Coffee --eps 20 --seg 3 --data-dir Datasets
 
 test: dev-env

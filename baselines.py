@@ -97,6 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--method", default="minirocket", choices=sorted(METHODS), help="which baseline")
     args = parser.parse_args(argv)
     validation.seed("--seed", args.seed)
+    validation.data_dir("--data-dir", args.data_dir)
     return args
 
 

@@ -276,6 +276,7 @@ def main(argv=None) -> int:
     validation.at_least("--seeds", args.seeds, 1, whole=True)
     validation.at_least("--eps", args.eps, 1, whole=True)
     validation.output_file("--report", args.report)
+    validation.data_dir("--data-dir", args.data_dir)
     paper = {row["ucr_name"]: row["V2Sa"] for row in paper_tables.table2()}
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in paper]

@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     for flag in ("eps", "jobs", "programs"):
         validation.at_least(f"--{flag}", getattr(args, flag), 1, whole=True)
     validation.zero_or_at_least("--folds", args.folds, 2, "0: one 20% validation split")
+    validation.data_dir("--data-dir", args.data_dir)
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     if not nets:
         raise V2SError("--nets: give at least one source AM (0 V2Sa, 3 V2Su, 6 cnn1d_small)")

@@ -383,6 +383,7 @@ def check_run_flags(args) -> None:
         validation.at_least("--mapping", args.mapping, 1, whole=True)
     if args.net is not None:
         validation.net_name(args.net)
+    validation.data_dir("--data-dir", args.data_dir)
     if args.out:
         validation.output_file("--out", args.out)
     elif args.results_dir:

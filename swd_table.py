@@ -180,6 +180,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     validation.at_least("--projections", args.projections, 1, whole=True)
     validation.seed("--seed", args.seed)
     validation.file_name("--name", args.name)
+    validation.data_dir("--data-dir", args.data_dir)
     if args.results_dir:
         validation.creatable_dir("--results-dir", args.results_dir)
     return args

@@ -167,6 +167,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     validation.run_settings(args)
+    validation.data_dir("--data-dir", args.data_dir)  # the command line's folder; a config's is read as given
     return args
 
 

