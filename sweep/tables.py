@@ -87,12 +87,21 @@ def _put(line: dict, column: str, values) -> None:
     line[column + " std"] = float(values.std())
 
 
+def is_net_key(key: str) -> bool:
+    """A score key of V2S runs over a source AM ("0", "3", ...), not of TFa runs."""
+    return key in NET_NAMES or key.isdigit()
+
+
+def column_label(key: str) -> str:
+    """The table columns' stem of a score key: "ours V2Sa", "ours TFa", "ours TFa Adam 1e-3"."""
+    if is_net_key(key):
+        return f"ours {NET_NAMES.get(key, 'net' + key)}"
+    return next((col for name, (_, _, col) in TFA_OPTIMISERS.items() if key == tfa_key(name)), f"ours {key}")
+
+
 def score_columns(key: str) -> list[tuple[str, str]]:
     """(table column, protocol) of a score key: a net's three protocols, a TFa optimiser's two."""
-    if key in NET_NAMES or key.isdigit():
-        return [(f"ours {NET_NAMES.get(key, 'net' + key)} ({p})", p) for p in PROTOCOLS]
-    label = next((col for name, (_, _, col) in TFA_OPTIMISERS.items() if key == tfa_key(name)), f"ours {key}")
-    return [(f"{label} ({p})", p) for p in TFA_PROTOCOLS]
+    return [(f"{column_label(key)} ({p})", p) for p in (PROTOCOLS if is_net_key(key) else TFA_PROTOCOLS)]
 
 
 def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> tuple[list[dict], dict]:
@@ -329,16 +338,15 @@ def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Pa
     header = ["dataset", "column", *(f"{p}: {short} → {epochs} epochs" for p in shown), "original's epoch"]
     rows = []
     for key in sorted(full):
-        columns = dict((p, c) for c, p in score_columns(key[1]))  # protocol -> its table column
+        protocols = PROTOCOLS if is_net_key(key[1]) else TFA_PROTOCOLS
         cells = [
             f"{100 * np.mean(cut[key][p]):.2f} → {100 * np.mean(full[key][p]):.2f}"
-            if p in columns and p in full[key]
+            if p in protocols and p in full[key]
             else "–"
             for p in shown
         ]
         chosen = ", ".join(str(c["epoch"]) for c in full[key].get("original_choice", [])) or "–"
-        label = next(iter(columns.values())).rsplit(" (", 1)[0].removeprefix("ours ")
-        rows.append([key[0], label, *cells, chosen])
+        rows.append([key[0], column_label(key[1]).removeprefix("ours "), *cells, chosen])
     md = [
         f"# More epochs: the first {short} vs all {epochs} epochs of the same runs",
         "",
