@@ -41,7 +41,15 @@ from settings import DEFAULT_PRECISION, MEL_NETS
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
-from sweep.tables import build_table, constant_predictor_notes, epochs_table, majority_notes, table3, write_outputs
+from sweep.tables import (
+    build_table,
+    choices_table,
+    constant_predictor_notes,
+    epochs_table,
+    majority_notes,
+    table3,
+    write_outputs,
+)
 from utils import V2SError
 
 PAPER_EPOCHS = 100  # the paper's epochs per run
@@ -232,6 +240,9 @@ def main(argv=None) -> int:
         )
     )
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
+    choices = choices_table(scores, out, command)
+    if choices:
+        print(f"choices={choices}")
     if args.eps > PAPER_EPOCHS:  # do more epochs move the protocols? the first 100 epochs of the same runs
         epochs = epochs_table(load_records(str(out), tabled), PAPER_EPOCHS, out, command)
         if epochs:

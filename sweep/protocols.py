@@ -49,10 +49,14 @@ def protocol_scores(records: list[dict]) -> dict:
     - setting-on-test: the highest (fold-mean) TEST accuracy over the settings, epochs chosen on validation;
     - original: the highest TEST accuracy over the settings AND the epochs (of the fold-mean curve).
       Only where every run of the seed has the per-epoch TEST history (older records have none).
+    Ties between settings: honest takes the smaller (dr, seg), setting-on-test and original the larger; within
+    a curve original takes the earlier epoch.
     Returns {(dataset, column): {"honest": [...], "setting-on-test": [...], "original": [...] (only if
-    every seed has it), "settings": [...] (the honest choice per seed), "original_choice": [{"dr", "seg",
-    "epoch"} per seed], "seeds": [...], "n_settings": settings per seed (the most of any seed), "runs": n
-    (records, folds included), "seconds": s}}, lists in `seeds` order.
+    every seed has it), "settings": [...] (the honest choice per seed), "test_settings": [...] (the
+    setting-on-test choice per seed), "original_choice": [{"dr", "seg", "epoch", "tied"} per seed; "tied":
+    how many settings reach the chosen TEST accuracy at some epoch], "seeds": [...], "n_settings": settings
+    per seed (the most of any seed), "runs": n (records, folds included), "seconds": s}}, lists in `seeds`
+    order.
     """
     groups: dict = {}
     for rec in records:
@@ -66,6 +70,7 @@ def protocol_scores(records: list[dict]) -> dict:
             "setting-on-test": [],
             "original": [],
             "settings": [],
+            "test_settings": [],
             "original_choice": [],
             "seeds": sorted(by_seed),
             "n_settings": max(len(settings) for settings in by_seed.values()),
@@ -85,12 +90,22 @@ def protocol_scores(records: list[dict]) -> dict:
             choice = min(summary, key=lambda s: (summary[s][0], s))
             result["honest"].append(summary[choice][1])
             result["settings"].append({"dr": choice[0], "seg": choice[1]})
-            result["setting-on-test"].append(max(test for _, test in summary.values()))
+            on_test = max(summary, key=lambda s: (summary[s][1], s))
+            result["setting-on-test"].append(summary[on_test][1])
+            result["test_settings"].append({"dr": on_test[0], "seg": on_test[1]})
             if all(c is not None for c in curves.values()):
                 best = max(curves, key=lambda s: (curves[s].max(), s))
                 epoch = int(np.argmax(curves[best]))
-                result["original"].append(float(curves[best][epoch]))
-                result["original_choice"].append({"dr": best[0], "seg": best[1], "epoch": epoch + 1})
+                peak = curves[best][epoch]
+                result["original"].append(float(peak))
+                result["original_choice"].append(
+                    {
+                        "dr": best[0],
+                        "seg": best[1],
+                        "epoch": epoch + 1,
+                        "tied": int(sum(c.max() == peak for c in curves.values())),
+                    }
+                )
         if len(result["original"]) < len(result["seeds"]):
             del result["original"], result["original_choice"]
         scores[key] = result

@@ -362,6 +362,51 @@ def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Pa
     return path
 
 
+def _setting(choice: dict) -> str:
+    return f"{choice['dr'] / 10:g} / {choice['seg']}"
+
+
+def choices_table(scores: dict, out: Path, command: str) -> Path | None:
+    """`<out>/table2_choices.md`: what each protocol chose, per (dataset, net column) and seed: the setting
+    (dropout / m) of honest and of setting-on-test, and the setting and epoch of original, with how many
+    settings reach original's TEST accuracy at some epoch (many ties: the number says little about the
+    setting). Only groups with the per-epoch TEST history; None (nothing written) if there are none."""
+    rows = []
+    for key in sorted(k for k in scores if is_net_key(k[1]) and scores[k].get("original_choice")):
+        score = scores[key]
+        for i, seed in enumerate(score["seeds"]):
+            original = score["original_choice"][i]
+            rows.append(
+                [
+                    key[0],
+                    column_label(key[1]).removeprefix("ours "),
+                    str(seed),
+                    str(score["n_settings"]),
+                    f"{_setting(score['settings'][i])}: {100 * score['honest'][i]:.2f}",
+                    f"{_setting(score['test_settings'][i])}: {100 * score['setting-on-test'][i]:.2f}",
+                    f"{_setting(original)}, epoch {original['epoch']}: {100 * score['original'][i]:.2f}",
+                    str(original["tied"]),
+                ]
+            )
+    if not rows:
+        return None
+    header = ["dataset", "column", "seed", "settings", "honest", "setting-on-test", "original", "settings tied"]
+    md = [
+        "# What each protocol chose",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Per run group and seed: the chosen setting as dropout / m (copies of the series) and its TEST accuracy "
+        "(percent); for original also the epoch (1-based). Settings tied: how many settings reach original's "
+        "TEST accuracy at some epoch (ties go to the larger dropout, then m, and to the earlier epoch).",
+        "",
+        *reporting.markdown_table(header, rows),
+    ]
+    path = out / "table2_choices.md"
+    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
+    return path
+
+
 def _stat_cell(stats: dict | None, stat: str) -> str:
     if stats is None:
         return ""

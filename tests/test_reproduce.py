@@ -334,6 +334,24 @@ def test_the_epochs_table_compares_every_protocol_within_the_same_runs(tmp_path)
     assert cells == ["A", "V2Sa", "60.00 → 95.00", "65.00 → 95.00", "65.00 → 95.00", "4"]
 
 
+def test_the_choices_table_names_each_protocols_setting_epoch_and_ties(tmp_path):
+    records = [
+        monitored_record(0, val_ce=[2.0, 1.0, 0.9], test_accuracy=[0.50, 0.60, 0.70]),  # honest: lowest CE
+        monitored_record(2, val_ce=[1.5, 1.2, 1.1], test_accuracy=[0.80, 0.90, 0.75]),  # setting-on-test
+        monitored_record(4, val_ce=[1.6, 1.3, 1.2], test_accuracy=[0.90, 0.70, 0.70]),  # ties dr2 at 0.90
+    ]
+    scores = protocols.protocol_scores(records)
+    assert scores[("A", "0")]["test_settings"] == [{"dr": 2, "seg": 1}]
+    assert scores[("A", "0")]["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 1, "tied": 2}]
+    path = tables.choices_table(scores, tmp_path, "python reproduce.py")
+    row = next(line for line in path.read_text().splitlines() if line.startswith("| A |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # setting-on-test scores each setting at its validation epoch (the last here): dr2's 0.75 is the best
+    assert cells == ["A", "V2Sa", "0", "3", "0 / 1: 70.00", "0.2 / 1: 75.00", "0.4 / 1, epoch 1: 90.00", "2"]
+    older = {**records[0], "history": {}}
+    assert tables.choices_table(protocols.protocol_scores([older]), tmp_path / "none", "") is None
+
+
 def test_more_epochs_than_the_papers_also_writes_the_first_100_epochs_table(tmp_path):
     import reproduce
 
@@ -421,7 +439,7 @@ def test_the_three_protocols_on_a_hand_made_case():
     assert scores["honest"] == [0.60]
     assert scores["setting-on-test"] == [0.70]
     assert scores["original"] == [0.95]
-    assert scores["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 2}]
+    assert scores["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 2, "tied": 1}]
     assert scores["settings"] == [{"dr": 0, "seg": 1}]
 
 
