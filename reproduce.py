@@ -26,7 +26,9 @@ TEST:
 TFa runs (`--tfa`: the paper's optimiser and Adam 1e-3) take the largest seed count unless `tfa=N` is given.
 
 This script is the command line; the `sweep` package does the work (plan, stack, executor, protocols,
-tables, figures). The last line printed is `table=<path of table2.md>` (or table3.md).
+tables, figures). Beside table2.md it writes table2_choices.md (the setting and epoch each protocol chose)
+and table2_grid.md (the small grid vs all settings of the same runs). The last line printed is
+`table=<path of table2.md>` (or table3.md).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from sweep.tables import (
     choices_table,
     constant_predictor_notes,
     epochs_table,
+    grid_table,
     majority_notes,
     table3,
     write_outputs,
@@ -240,9 +243,11 @@ def main(argv=None) -> int:
         )
     )
     table = write_outputs(lines, summary, skipped, out, args.protocol, command, notes)
-    choices = choices_table(scores, out, command)
-    if choices:
-        print(f"choices={choices}")
+    extras = {"choices": choices_table(scores, out, command)}
+    extras["grid"] = grid_table(load_records(str(out), tabled), lines, out, command)
+    for name, path in extras.items():
+        if path:
+            print(f"{name}={path}")
     if args.eps > PAPER_EPOCHS:  # do more epochs move the protocols? the first 100 epochs of the same runs
         epochs = epochs_table(load_records(str(out), tabled), PAPER_EPOCHS, out, command)
         if epochs:

@@ -352,6 +352,33 @@ def test_the_choices_table_names_each_protocols_setting_epoch_and_ties(tmp_path)
     assert tables.choices_table(protocols.protocol_scores([older]), tmp_path / "none", "") is None
 
 
+def test_the_grid_table_scores_the_small_grid_and_all_settings_of_the_same_runs(tmp_path):
+    def record(dataset, dr, seg, val_ce, test_accuracy):
+        base = monitored_record(dr, [val_ce + 1, val_ce], [0.5, test_accuracy])  # chosen: epoch 2
+        return {**base, "dataset": {"name": dataset}, "config": {**base["config"], "seg": seg}}
+
+    def five_settings(dataset, extra_accuracy):  # the small grid at 0.6-0.7, and one better setting
+        small = [record(dataset, dr, seg, 1.0 + dr, 0.6 + 0.01 * seg) for dr in (0, 4) for seg in (1, 10)]
+        return small + [record(dataset, 2, 5, 0.5, extra_accuracy)]
+
+    records = five_settings("ECG200", 0.9) + five_settings("Lightning2", 0.8)
+    records += [record("B", dr, seg, 1.0, 0.7) for dr in (0, 4) for seg in (1, 10)]  # the small grid only
+    lines = [
+        {"dataset": "ECG200", "paper V2Sa": 87.0},
+        {"dataset": "Lightning2", "paper V2Sa": 100.0},
+        {"dataset": "B", "paper V2Sa": 80.0},
+    ]
+    text = tables.grid_table(records, lines, tmp_path, "python reproduce.py").read_text()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    rows = {row[0]: row for row in cells}
+    assert "B" not in rows
+    # small grid: honest takes dr0 m1 (lowest validation CE) at 0.61; the best small setting is dr0 m10 at 0.70
+    assert rows["ECG200"] == ["ECG200", "V2Sa", "1", "5", "61.00", "70.00", "70.00", "90.00", "90.00", "90.00", "87.00"]
+    assert rows["**mean, all (2)**"][4:] == ["61.00", "70.00", "70.00", "85.00", "85.00", "85.00", "93.50"]
+    assert rows["**mean, unflagged (1)**"][4:] == rows["ECG200"][4:10] + ["85.50"]  # at the revised V2Sa
+    assert tables.grid_table(records[-4:], lines, tmp_path / "none", "") is None
+
+
 def test_more_epochs_than_the_papers_also_writes_the_first_100_epochs_table(tmp_path):
     import reproduce
 
