@@ -319,6 +319,13 @@ def write_outputs(
     return out / "table2.md"
 
 
+def _write_markdown(path: Path, title: str, command: str, text: str, header: list[str], rows: list[list[str]]) -> Path:
+    """A generated markdown page: the title, the command that made it, one paragraph and one table."""
+    md = [f"# {title}", "", f"Command: `{command}`", "", text, "", *reporting.markdown_table(header, rows)]
+    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
+    return path
+
+
 def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Path | None:
     """`<out>/table2_eps<N>_vs_<short>.md`: do more epochs move the protocols? Per (dataset, column), each
     protocol's mean TEST accuracy over seeds (percent) after the first `short` epochs and after all N epochs
@@ -349,19 +356,15 @@ def epochs_table(records: list[dict], short: int, out: Path, command: str) -> Pa
         ]
         chosen = ", ".join(str(c["epoch"]) for c in full[key].get("original_choice", [])) or "–"
         rows.append([key[0], column_label(key[1]).removeprefix("ours "), *cells, chosen])
-    md = [
-        f"# More epochs: the first {short} vs all {epochs} epochs of the same runs",
-        "",
-        f"Command: `{command}`",
-        "",
+    return _write_markdown(
+        out / f"table2_eps{epochs}_vs_{short}.md",
+        f"More epochs: the first {short} vs all {epochs} epochs of the same runs",
+        command,
         "Mean TEST accuracy over seeds (percent). The first epochs of a run are those of the shorter run "
         "(docs/reproduction.md), so each pair compares one set of runs.",
-        "",
-        *reporting.markdown_table(header, rows),
-    ]
-    path = out / f"table2_eps{epochs}_vs_{short}.md"
-    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
-    return path
+        header,
+        rows,
+    )
 
 
 def grid_table(records: list[dict], lines: list[dict], out: Path, command: str) -> Path | None:
@@ -413,21 +416,17 @@ def grid_table(records: list[dict], lines: list[dict], out: Path, command: str) 
             papers = [paper_lines[name].get(f"paper {label}") for name, _, _ in chosen]
             paper = f"{np.mean(papers):.2f}" if all(p is not None for p in papers) else "–"
             rows.append([f"**mean, {title} ({len(chosen)})**", label, "", "", *(f"{v:.2f}" for v in means), paper])
-    md = [
-        "# The grid and the protocols, like for like",
-        "",
-        f"Command: `{command}`",
-        "",
+    return _write_markdown(
+        out / "table2_grid.md",
+        "The grid and the protocols, like for like",
+        command,
         "Mean TEST accuracy (percent, over seeds) of the same runs, choosing among the small grid's settings "
         "(dropout {0, 0.4} × m {1, 10}) or among all the settings run. Rows: the run groups that hold the small "
         "grid and more, with the per-epoch TEST history. The unflagged mean leaves out the artefact rows and "
         "compares ECG200 with the authors' revised 85.5.",
-        "",
-        *reporting.markdown_table(header, rows),
-    ]
-    path = out / "table2_grid.md"
-    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
-    return path
+        header,
+        rows,
+    )
 
 
 def _setting(choice: dict) -> str:
@@ -459,20 +458,16 @@ def choices_table(scores: dict, out: Path, command: str) -> Path | None:
     if not rows:
         return None
     header = ["dataset", "column", "seed", "settings", "honest", "setting-on-test", "original", "settings tied"]
-    md = [
-        "# What each protocol chose",
-        "",
-        f"Command: `{command}`",
-        "",
+    return _write_markdown(
+        out / "table2_choices.md",
+        "What each protocol chose",
+        command,
         "Per run group and seed: the chosen setting as dropout / m (copies of the series) and its TEST accuracy "
         "(percent); for original also the epoch (1-based). Settings tied: how many settings reach original's "
         "TEST accuracy at some epoch (ties go to the larger dropout, then m, and to the earlier epoch).",
-        "",
-        *reporting.markdown_table(header, rows),
-    ]
-    path = out / "table2_choices.md"
-    utils.atomic_write_bytes(path, ("\n".join(md) + "\n").encode())
-    return path
+        header,
+        rows,
+    )
 
 
 def _stat_cell(stats: dict | None, stat: str) -> str:
