@@ -16,7 +16,7 @@ per-step overhead shared. The mini-batch order (`default_rng([seed, epoch])`) an
 
 Per program, as `training.run` does for one: loss = cross-entropy (Keras' sparse categorical
 cross-entropy on the many-to-one target probabilities) + l2 * sum(theta**2); dropout on theta while
-training only; the epoch is chosen on the VALIDATION cross-entropy without the L2 term (the lowest, by
+training only (`monitor_dropout_on` also scores with it, as the original code did); the epoch is chosen on the VALIDATION cross-entropy without the L2 term (the lowest, by
 the single run's rule `fitting.is_better`), or the last epoch without validation data.
 
     results = train_programs(am, (x_fit, y_fit), (x_val, y_val), settings, epochs=100)
@@ -95,34 +95,40 @@ class ProgramStack:
         self.rates = tf.constant([float(s.dropout) for s in settings], tf.float32)
         self.l2 = tf.constant([float(s.l2) for s in settings], tf.float32)
         self.rng = tf.random.Generator.from_seed(int(settings[0].seed) * 7919 + self.P)
+        # scoring with dropout (the original code's ARTLayer): its own stream, so training never sees it
+        self.scoring_rng = tf.random.Generator.from_seed(int(settings[0].seed) * 7919 + self.P + 104729)
         self.optimizer = fitting.make_optimizer(lr, lr_decay)  # as a single run's (training.compile_model)
         self.optimizer.build([self.theta])
         self.train_step = tf.function(self._train_step)
         self.evaluate_batch = tf.function(self._evaluate_batch)
+        self.evaluate_batch_dropout = tf.function(self._evaluate_batch_dropout)
 
-    def programs(self, training: bool):
-        """M * dropout(theta) per program, (P, 16000); dropout (inverted, rate per program) only in training."""
+    def programs(self, training: bool, rng=None):
+        """M * dropout(theta) per program, (P, 16000); dropout (inverted, rate per program) in training, from
+        the stack's stream, or when scoring if a generator `rng` is given (the original code's dropout at
+        inference)."""
         theta = self.theta
-        if training:
-            keep = self.rng.uniform((self.P, WAVE_LEN)) >= self.rates[:, None]
+        rng = self.rng if training else rng
+        if rng is not None:
+            keep = rng.uniform((self.P, WAVE_LEN)) >= self.rates[:, None]
             theta = tf.where(keep, theta / (1.0 - self.rates[:, None]), 0.0)
         return theta * self.masks
 
-    def losses(self, x, y, training: bool):
+    def losses(self, x, y, training: bool, rng=None):
         """x (P, b, 16000) tiled series, y (P, b) labels -> (loss (P,), ce (P,), target probabilities (P, b, K)).
 
-        loss = mean cross-entropy + l2 * sum(theta**2), per program."""
-        probs = self._source_probs(x, training)
+        loss = mean cross-entropy + l2 * sum(theta**2), per program; `rng`: see `programs`."""
+        probs = self._source_probs(x, training, rng)
         target = tf.einsum("pbs,psk->pbk", probs, self.maps)
         ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, target), axis=1)
         return ce + self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1), ce, target
 
-    def _source_probs(self, x, training: bool):
+    def _source_probs(self, x, training: bool, rng=None):
         """x (P, b, 16000) tiled series -> the AM's (P, b, 36) softmax on each program's x + theta_p."""
         if self.body is None:
-            reprogrammed = tf.reshape(x + self.programs(training)[:, None], (-1, WAVE_LEN))
+            reprogrammed = tf.reshape(x + self.programs(training, rng)[:, None], (-1, WAVE_LEN))
             return tf.reshape(self.am(reprogrammed, training=False), (self.P, tf.shape(x)[1], -1))
-        mel = self.body.reprogrammed_mel(x, self.programs(training))  # (P, b, 125, 80)
+        mel = self.body.reprogrammed_mel(x, self.programs(training, rng))  # (P, b, 125, 80)
         shape = tf.shape(mel)
         probs = self.body.probs_from_mel(tf.reshape(mel, tf.concat([[-1], shape[2:]], 0)), training)
         return tf.reshape(probs, (self.P, shape[1], -1))
@@ -155,22 +161,31 @@ class ProgramStack:
         _, ce, target = self.losses(x, y, False)
         return ce, self._correct(target, y)
 
+    def _evaluate_batch_dropout(self, x, y):
+        _, ce, target = self.losses(x, y, False, self.scoring_rng)
+        return ce, self._correct(target, y)
+
     def penalty(self) -> np.ndarray:
         """l2 * sum(theta**2) per program, (P,): what Keras adds to the cross-entropy in `loss`."""
         return (self.l2 * tf.reduce_sum(tf.square(self.theta), axis=1)).numpy()
 
-    def evaluate(self, tiled: list[np.ndarray], y: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Mean cross-entropy and accuracy per program, each (P,), at the current programs, no dropout.
+    def evaluate(
+        self, tiled: list[np.ndarray], y: np.ndarray, batch: int = 128, dropout: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean cross-entropy and accuracy per program, each (P,), at the current programs.
 
         Args:
             tiled: per program, its tiled series (n, 16000) (programs with the same tiling may share one array).
             y: (n,) labels, the same for every program.
+            dropout: score as the original code did, with each program's dropout on theta (a new mask per
+                batch, from the stack's scoring stream); default none.
         """
+        step = self.evaluate_batch_dropout if dropout else self.evaluate_batch
         ce_sum, hits = np.zeros(self.P), np.zeros(self.P)
         for start in range(0, len(y), batch):
             xb = np.stack([t[start : start + batch] for t in tiled])
             yb = np.repeat(np.asarray(y)[None, start : start + batch], self.P, 0)
-            ce, correct = self.evaluate_batch(tf.constant(xb), tf.constant(yb))
+            ce, correct = step(tf.constant(xb), tf.constant(yb))
             ce_sum += ce.numpy() * yb.shape[1]
             hits += correct.numpy()
         return ce_sum / len(y), hits / len(y)
@@ -191,6 +206,7 @@ def train_programs(
     options: dict | None = None,
     evaluate_on: dict | None = None,
     monitor_on: dict | None = None,
+    monitor_dropout_on: dict | None = None,
     on_epoch=None,
 ) -> list[dict]:
     """Train P V2S programs on one dataset at once (exactly P independent runs; see the module docstring).
@@ -212,6 +228,9 @@ def train_programs(
         monitor_on: {name: (series, labels)} scored after EVERY epoch into the history as `<name>_ce` and
             `<name>_accuracy`, never used to choose anything here (for studies of the original's
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
+        monitor_dropout_on: as `monitor_on`, but scored with each program's dropout on theta, as the
+            original code's ARTLayer did at inference too: `<name>_dropout_ce`, `<name>_dropout_accuracy`.
+            Its masks come from a stream of their own, so the training is the same with or without it.
         on_epoch: called as `on_epoch(epochs_done)` after every epoch (a progress bar's hook). The stack
             draws from its own generators only, so the hook's use of global random state cannot change
             the training; an exception from it ends the training like any other.
@@ -231,6 +250,7 @@ def train_programs(
     stack = ProgramStack(am, n_classes, full, length, lr, lr_decay, options)
     if seed:
         stack.rng.reset_from_seed(seed)
+        stack.scoring_rng.reset_from_seed(seed + 104729)
     keys = sorted({(s.seg, s.offset) for s in full})
     index = [keys.index((s.seg, s.offset)) for s in full]
 
@@ -243,7 +263,13 @@ def train_programs(
     if has_val:
         y_val = np.asarray(data_val[1]).astype(np.int32)
         tiled_val = tiled(data_val[0])
-    monitored = {name: (tiled(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()}
+    monitored = {
+        (name, False): (tiled(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()
+    }
+    monitored |= {
+        (f"{name}_dropout", True): (tiled(x), np.asarray(y).astype(np.int32))
+        for name, (x, y) in (monitor_dropout_on or {}).items()
+    }
     P, n = len(full), len(y_fit)
     history = [
         {
@@ -253,7 +279,7 @@ def train_programs(
             "val_loss": [],
             "val_accuracy": [],
             "val_ce": [],
-            **{f"{name}_{m}": [] for name in monitored for m in ("ce", "accuracy")},
+            **{f"{name}_{m}": [] for name, _ in monitored for m in ("ce", "accuracy")},
         }
         for _ in range(P)
     ]
@@ -276,8 +302,8 @@ def train_programs(
             if has_val:
                 ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
                 loss_val = ce_val + stack.penalty()
-            for name, (x_tiled, y_mon) in monitored.items():
-                ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch)
+            for (name, dropout), (x_tiled, y_mon) in monitored.items():
+                ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch, dropout)
                 for p in range(P):
                     history[p][f"{name}_ce"].append(float(ce_mon[p]))
                     history[p][f"{name}_accuracy"].append(float(acc_mon[p]))
@@ -315,7 +341,7 @@ def train_programs(
             }
     penalty = stack.penalty()
     for name, (x, y) in (evaluate_on or {}).items():
-        if name in monitored:  # scored after every epoch already: the chosen epoch's numbers
+        if (name, False) in monitored:  # scored after every epoch already: the chosen epoch's numbers
             ce = [history[p][f"{name}_ce"][c["epoch"]] for p, c in enumerate(chosen)]
             accuracy = [history[p][f"{name}_accuracy"][c["epoch"]] for p, c in enumerate(chosen)]
         else:

@@ -61,3 +61,22 @@ def test_the_report_gives_the_mean_gap_to_the_paper_per_protocol():
 def test_a_dataset_outside_table_2_is_a_clear_error():
     with pytest.raises(fidelity.V2SError, match="not a Table-2 dataset"):
         fidelity.main(["--datasets", "NoSuch", "--report-only"])
+
+
+def test_the_dropout_experiment_scores_the_same_runs_without_and_with_the_originals_dropout():
+    def program(val_ce, plain, noisy):
+        best = min(range(len(val_ce)), key=val_ce.__getitem__) + 1
+        history = {"val_ce": val_ce, "test_accuracy": plain, "test_dropout_accuracy": noisy}
+        return {"setting": {"seg": 1}, "history": history, "best_epoch": best}
+
+    replicates = [
+        {"dataset": {"name": "Toy"}, "programs": [program([0.5, 0.4], [0.6, 0.7], [0.5, 0.9])]},
+        {"dataset": {"name": "Toy"}, "programs": [program([0.3, 0.6], [0.8, 0.6], [0.8, 0.7])]},
+    ]
+    score = fidelity.dropout_scores(replicates)["Toy"]
+    assert score["honest"] == 0.8  # replicate 1, epoch 1: the lowest validation cross-entropy
+    assert score["original"] == 0.8 and score["original, scored with dropout"] == 0.9
+    assert score["noise"] == pytest.approx((0.1 + 0.2 + 0.0 + 0.1) / 4) and score["programs"] == 2
+    text = fidelity.dropout_report({"Toy": score}, {"Toy": 95.0}, "cmd", eps=2)
+    gap_line = next(line for line in text.splitlines() if line.startswith("| **mean gap"))
+    assert [c.strip() for c in gap_line.strip("|").split("|")][3:6] == ["-15.00", "-15.00", "-5.00"]

@@ -64,6 +64,31 @@ def test_replacing_every_test_label_changes_only_the_test_numbers_of_a_stack(ran
         assert a["metrics"]["test"]["accuracy"] == pytest.approx(a["history"]["test_accuracy"][a["best_epoch"] - 1])
 
 
+def test_scoring_with_the_originals_dropout_is_recorded_beside_and_changes_nothing_else(random_v2sa):
+    import multi_program
+
+    x, y = _series(28)
+    fit, val, test = (x[:12], y[:12]), (x[12:20], y[12:20]), (x[20:], y[20:])
+    settings = [ProgramSetting(seed=0, dropout=0.4), ProgramSetting(seed=0, dropout=0.0, seg=3)]
+
+    def train(**monitors):
+        return multi_program.train_programs(
+            random_v2sa, fit, val, settings, epochs=3, batch_size=6, seed=2, monitor_on={"test": test}, **monitors
+        )
+
+    plain, noisy = train(), train(monitor_dropout_on={"test": test})
+    extra = {"test_dropout_accuracy", "test_dropout_ce"}
+    for a, b in zip(plain, noisy):
+        np.testing.assert_array_equal(a["theta"], b["theta"])
+        assert {k: v for k, v in b["history"].items() if k not in extra} == a["history"]
+        assert len(b["history"]["test_dropout_ce"]) == 3
+    # dropout 0.4 moves the scores; dropout 0 scores exactly as without
+    assert noisy[0]["history"]["test_dropout_ce"] != noisy[0]["history"]["test_ce"]
+    assert noisy[1]["history"]["test_dropout_ce"] == pytest.approx(noisy[1]["history"]["test_ce"], rel=1e-6)
+    # seeded: the same command scores the same
+    assert train(monitor_dropout_on={"test": test})[0]["history"] == noisy[0]["history"]
+
+
 def test_a_stack_reports_each_finished_epoch_and_the_hook_cannot_change_it(random_v2sa):
     import keras
     import tensorflow as tf
