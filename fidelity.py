@@ -30,8 +30,9 @@ printed is `report=<path>`.
 that dropout when scoring too, so each epoch's TEST accuracy was a noisy draw, and the best of them was
 printed. Per dataset, 5 replicate runs (the grid's 5 dropout values, which all meant 0.4) × m 1..10
 (where it fits), the original schedule, TEST scored after every epoch both without and with the
-dropout (`monitor_dropout_on`), the same runs: `<out>/dropout/<dataset>_dropout-at-inference_seed<r>_
-eps<e>.json` per replicate r, and the report `results/fidelity_dropout.md`.
+dropout (`monitor_dropout_on`: a mask per batch of 32, as the original's validation pass), the same
+runs: `<out>/dropout/<dataset>_dropout-at-inference_seed<r>_eps<e>.json` per replicate r, and the
+report `results/fidelity_dropout.md`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import reporting
 import runs
 import utils
 import validation
-from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, ProgramSetting
+from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, ProgramSetting
 from utils import V2SError
 
 SCHEDULES = {"original": {"lr": DEFAULT_LR, "lr_decay": DEFAULT_LR_DECAY}, "const": {"lr": 0.01, "lr_decay": 0.0}}
@@ -164,7 +165,7 @@ def run_dropout_stack(dataset: str, replicate: int, eps: int, data_dir, out: Pat
         (x_val, y_val),
         settings,
         epochs=eps,
-        seed=replicate,  # the replicates differ in their dropout masks only, as the original's grid did
+        seed=replicate + 1,  # the replicates differ in their dropout masks only, as the original's grid did
         **SCHEDULES["original"],
         monitor_on=test,
         monitor_dropout_on=test,
@@ -238,8 +239,9 @@ def dropout_report(scores: dict, paper: dict, command: str, eps: int) -> str:
         f"dropout {ORIGINAL_DROPOUT} in training, the original schedule, random maximal map, offset {OFFSET}, 20 % "
         "of TRAIN for validation). TEST accuracy in percent. *honest*: the program and epoch with the lowest "
         "validation cross-entropy; *original*: the best TEST epoch of the best program, scored without dropout; "
-        "*scored with dropout*: the same over TEST scores drawn with the dropout on theta, as the original "
-        "code's ARTLayer scored (and printed the best of); *noise*: the mean |difference| between the two "
+        "*scored with dropout*: the same over TEST scores drawn with the dropout on theta, a mask per batch of "
+        f"{DEFAULT_BATCH}, as the original code's ARTLayer scored (and printed the best of); *noise*: the mean "
+        "|difference| between the two "
         "scores of an epoch. All from the same runs.",
         "",
         *reporting.markdown_table(

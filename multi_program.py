@@ -230,7 +230,9 @@ def train_programs(
             optimistic protocol, which chose the epoch on TEST: `fidelity.py`).
         monitor_dropout_on: as `monitor_on`, but scored with each program's dropout on theta, as the
             original code's ARTLayer did at inference too: `<name>_dropout_ce`, `<name>_dropout_accuracy`.
-            Its masks come from a stream of their own, so the training is the same with or without it.
+            One mask per `batch_size` series, as the original's validation pass drew them (Keras scored
+            `validation_data` at the fit's batch size); the masks come from a stream of their own, so the
+            training is the same with or without it.
         on_epoch: called as `on_epoch(epochs_done)` after every epoch (a progress bar's hook). The stack
             draws from its own generators only, so the hook's use of global random state cannot change
             the training; an exception from it ends the training like any other.
@@ -303,7 +305,8 @@ def train_programs(
                 ce_val, acc_val = stack.evaluate(tiled_val, y_val, eval_batch)
                 loss_val = ce_val + stack.penalty()
             for (name, dropout), (x_tiled, y_mon) in monitored.items():
-                ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, eval_batch, dropout)
+                # with dropout, at the training batch: the original's validation pass drew a mask per batch of 32
+                ce_mon, acc_mon = stack.evaluate(x_tiled, y_mon, batch_size if dropout else eval_batch, dropout)
                 for p in range(P):
                     history[p][f"{name}_ce"].append(float(ce_mon[p]))
                     history[p][f"{name}_accuracy"].append(float(acc_mon[p]))

@@ -70,13 +70,17 @@ def test_the_dropout_experiment_scores_the_same_runs_without_and_with_the_origin
         return {"setting": {"seg": 1}, "history": history, "best_epoch": best}
 
     replicates = [
-        {"dataset": {"name": "Toy"}, "programs": [program([0.5, 0.4], [0.6, 0.7], [0.5, 0.9])]},
-        {"dataset": {"name": "Toy"}, "programs": [program([0.3, 0.6], [0.8, 0.6], [0.8, 0.7])]},
+        {"dataset": {"name": "Toy"}, "programs": [program([0.5, 0.4], [0.6, 0.7], [0.5, 0.95])]},
+        {"dataset": {"name": "Toy"}, "programs": [program([0.3, 0.6], [0.65, 0.9], [0.8, 0.7])]},
+        {"dataset": {"name": "Other"}, "programs": [program([0.2, 0.1], [0.5, 0.4], [0.5, 0.6])]},
     ]
-    score = fidelity.dropout_scores(replicates)["Toy"]
-    assert score["honest"] == 0.8  # replicate 1, epoch 1: the lowest validation cross-entropy
-    assert score["original"] == 0.8 and score["original, scored with dropout"] == 0.9
-    assert score["noise"] == pytest.approx((0.1 + 0.2 + 0.0 + 0.1) / 4) and score["programs"] == 2
-    text = fidelity.dropout_report({"Toy": score}, {"Toy": 95.0}, "cmd", eps=2)
+    scores = fidelity.dropout_scores(replicates)
+    toy = scores["Toy"]
+    assert toy["honest"] == 0.65  # replicate 1, epoch 1: the lowest validation cross-entropy, not the best TEST
+    assert toy["original"] == 0.9 and toy["original, scored with dropout"] == 0.95
+    assert toy["noise"] == pytest.approx((0.1 + 0.25 + 0.15 + 0.2) / 4) and toy["programs"] == 2
+    assert scores["Other"]["honest"] == 0.4 and scores["Other"]["programs"] == 1
+    text = fidelity.dropout_report(scores, {"Toy": 95.0, "Other": 60.0}, "cmd", eps=2)
     gap_line = next(line for line in text.splitlines() if line.startswith("| **mean gap"))
-    assert [c.strip() for c in gap_line.strip("|").split("|")][3:6] == ["-15.00", "-15.00", "-5.00"]
+    # Toy -30 / -5 / 0, Other -20 / -10 / 0: the mean over datasets
+    assert [c.strip() for c in gap_line.strip("|").split("|")][3:6] == ["-25.00", "-7.50", "+0.00"]

@@ -89,6 +89,38 @@ def test_scoring_with_the_originals_dropout_is_recorded_beside_and_changes_nothi
     assert train(monitor_dropout_on={"test": test})[0]["history"] == noisy[0]["history"]
 
 
+def test_scoring_with_dropout_draws_one_mask_per_batch_at_the_training_batch_size(random_v2sa):
+    from unittest import mock
+
+    import multi_program
+    import ts_model
+
+    x, y = _series(6)
+    setting = multi_program.resolve(ProgramSetting(seed=0, dropout=0.4, offset=0), 2)
+    stack = multi_program.ProgramStack(random_v2sa, 2, [setting], 120)
+    tiled = ts_model.tile_segments(x, 1, 0)
+
+    def score(series, labels, batch):
+        stack.scoring_rng.reset_from_seed(5)
+        return stack.evaluate([series], labels, batch, dropout=True)[0][0]
+
+    twice = np.concatenate([tiled, tiled]), np.concatenate([y, y])
+    stack.scoring_rng.reset_from_seed(5)
+    first, second = (stack.evaluate([tiled], y, 6, dropout=True)[0][0] for _ in range(2))
+    assert first != second  # the stream moves on: a new mask for every batch
+    assert score(*twice, 6) == pytest.approx((first + second) / 2, rel=1e-6)  # two batches, two masks
+    assert score(*twice, 12) == pytest.approx(first, rel=1e-6)  # one batch, one mask
+
+    fit, test = (x, y), _series(8, seed=1)
+    with mock.patch.object(
+        multi_program.ProgramStack, "evaluate", autospec=True, side_effect=stack.evaluate.__func__
+    ) as spy:
+        multi_program.train_programs(
+            random_v2sa, fit, None, [setting], epochs=1, batch_size=3, eval_batch=128, monitor_dropout_on={"test": test}
+        )
+    assert [c.args[3] for c in spy.call_args_list if c.args[4:] == (True,)] == [3]  # the training batch, not 128
+
+
 def test_a_stack_reports_each_finished_epoch_and_the_hook_cannot_change_it(random_v2sa):
     import keras
     import tensorflow as tf
