@@ -40,19 +40,11 @@ from pathlib import Path
 import utils
 import validation
 from settings import DEFAULT_PRECISION, MEL_NETS
+from sweep.breakdowns import choices_table, epochs_table, grid_table
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
-from sweep.tables import (
-    build_table,
-    choices_table,
-    constant_predictor_notes,
-    epochs_table,
-    grid_table,
-    majority_notes,
-    table3,
-    write_outputs,
-)
+from sweep.tables import build_table, constant_predictor_notes, majority_notes, table3, write_outputs
 from utils import V2SError
 
 PAPER_EPOCHS = 100  # the paper's epochs per run

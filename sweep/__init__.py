@@ -5,6 +5,7 @@
     executor   running the stacks (this process, `--jobs` processes or Ray) under claims; reading the records
     protocols  scores per (dataset, column) under the honest, setting-on-test and original protocols; baselines
     tables     Table 2 (lines, summaries, ours vs the paper, notes; .md and .csv) and Table 3
+    breakdowns the pages beside Table 2: each protocol's choices, the grid like for like, more epochs
     figures    table2.png, ours against the paper
 
 Importing them does not import TensorFlow (the functions that train do), so a script checks its flags first.

@@ -53,8 +53,9 @@ def protocol_scores(records: list[dict]) -> dict:
     a curve original takes the earlier epoch.
     Returns {(dataset, column): {"honest": [...], "setting-on-test": [...], "original": [...] (only if
     every seed has it), "settings": [...] (the honest choice per seed), "test_settings": [...] (the
-    setting-on-test choice per seed), "original_choice": [{"dr", "seg", "epoch", "tied"} per seed; "tied":
-    how many settings reach the chosen TEST accuracy at some epoch], "seeds": [...], "n_settings": settings
+    setting-on-test choice per seed), "original_choice": [{"dr", "seg", "epoch", "tied", "settings"} per seed;
+    "tied": how many of the seed's "settings" reach the chosen TEST accuracy at some epoch], "seeds": [...],
+    "n_settings": settings
     per seed (the most of any seed), "runs": n (records, folds included), "seconds": s}}, lists in `seeds`
     order.
     """
@@ -104,6 +105,7 @@ def protocol_scores(records: list[dict]) -> dict:
                         "seg": best[1],
                         "epoch": epoch + 1,
                         "tied": int(sum(c.max() == peak for c in curves.values())),
+                        "settings": len(curves),
                     }
                 )
         if len(result["original"]) < len(result["seeds"]):

@@ -11,7 +11,7 @@ from helpers import AM_FILE, ROOT, ROWS, UCR_DIR, fake_record, fake_runner, fake
 
 import runs
 import utils
-from sweep import executor, plan, protocols, stack, tables
+from sweep import breakdowns, executor, plan, protocols, stack, tables
 
 
 def test_plan_covers_the_grid_and_leaves_out_segments_that_do_not_fit():
@@ -325,7 +325,7 @@ def test_the_epochs_table_compares_every_protocol_within_the_same_runs(tmp_path)
         monitored_record(4, val_ce=[1.5, 1.2, 1.1, 1.0], test_accuracy=[0.55, 0.65, 0.60, 0.60]),
     ]
     older = {**monitored_record(2, [1.0] * 4, [0.9] * 4, seed=1), "history": {}}  # its seed's group is left out
-    path = tables.epochs_table(records + [older], 2, tmp_path, "python reproduce.py --eps 4")
+    path = breakdowns.epochs_table(records + [older], 2, tmp_path, "python reproduce.py --eps 4")
     assert path.name == "table2_eps4_vs_2.md"
     row = next(line for line in path.read_text().splitlines() if line.startswith("| A |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -340,16 +340,25 @@ def test_the_choices_table_names_each_protocols_setting_epoch_and_ties(tmp_path)
         monitored_record(2, val_ce=[1.5, 1.2, 1.1], test_accuracy=[0.80, 0.90, 0.75]),  # setting-on-test
         monitored_record(4, val_ce=[1.6, 1.3, 1.2], test_accuracy=[0.90, 0.70, 0.70]),  # ties dr2 at 0.90
     ]
-    scores = protocols.protocol_scores(records)
-    assert scores[("A", "0")]["test_settings"] == [{"dr": 2, "seg": 1}]
-    assert scores[("A", "0")]["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 1, "tied": 2}]
-    path = tables.choices_table(scores, tmp_path, "python reproduce.py")
-    row = next(line for line in path.read_text().splitlines() if line.startswith("| A |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    seed1 = [  # two settings only, tied on validation, on TEST at their validation epoch, and at a peak of two epochs
+        monitored_record(0, val_ce=[1.0, 0.8], test_accuracy=[0.60, 0.60], seed=1),
+        monitored_record(2, val_ce=[0.9, 0.8], test_accuracy=[0.60, 0.60], seed=1),
+    ]
+    scores = protocols.protocol_scores(records + seed1)
+    assert scores[("A", "0")]["settings"] == [{"dr": 0, "seg": 1}, {"dr": 0, "seg": 1}]  # the tie: smaller
+    assert scores[("A", "0")]["test_settings"] == [{"dr": 2, "seg": 1}, {"dr": 2, "seg": 1}]  # the tie: larger
+    assert scores[("A", "0")]["original_choice"] == [
+        {"dr": 4, "seg": 1, "epoch": 1, "tied": 2, "settings": 3},
+        {"dr": 2, "seg": 1, "epoch": 1, "tied": 2, "settings": 2},  # the larger setting, its earlier epoch
+    ]
+    path = breakdowns.choices_table(scores, tmp_path, "python reproduce.py")
+    rows = [line for line in path.read_text().splitlines() if line.startswith("| A |")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     # setting-on-test scores each setting at its validation epoch (the last here): dr2's 0.75 is the best
-    assert cells == ["A", "V2Sa", "0", "3", "0 / 1: 70.00", "0.2 / 1: 75.00", "0.4 / 1, epoch 1: 90.00", "2"]
+    assert cells[0] == ["A", "V2Sa", "0", "3", "0 / 1: 70.00", "0.2 / 1: 75.00", "0.4 / 1, epoch 1: 90.00", "2"]
+    assert cells[1] == ["A", "V2Sa", "1", "2", "0 / 1: 60.00", "0.2 / 1: 60.00", "0.2 / 1, epoch 1: 60.00", "2"]
     older = {**records[0], "history": {}}
-    assert tables.choices_table(protocols.protocol_scores([older]), tmp_path / "none", "") is None
+    assert breakdowns.choices_table(protocols.protocol_scores([older]), tmp_path / "none", "") is None
 
 
 def test_the_grid_table_scores_the_small_grid_and_all_settings_of_the_same_runs(tmp_path):
@@ -368,7 +377,7 @@ def test_the_grid_table_scores_the_small_grid_and_all_settings_of_the_same_runs(
         {"dataset": "Lightning2", "paper V2Sa": 100.0},
         {"dataset": "B", "paper V2Sa": 80.0},
     ]
-    text = tables.grid_table(records, lines, tmp_path, "python reproduce.py").read_text()
+    text = breakdowns.grid_table(records, lines, tmp_path, "python reproduce.py").read_text()
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
     rows = {row[0]: row for row in cells}
     assert "B" not in rows
@@ -376,7 +385,7 @@ def test_the_grid_table_scores_the_small_grid_and_all_settings_of_the_same_runs(
     assert rows["ECG200"] == ["ECG200", "V2Sa", "1", "5", "61.00", "70.00", "70.00", "90.00", "90.00", "90.00", "87.00"]
     assert rows["**mean, all (2)**"][4:] == ["61.00", "70.00", "70.00", "85.00", "85.00", "85.00", "93.50"]
     assert rows["**mean, unflagged (1)**"][4:] == rows["ECG200"][4:10] + ["85.50"]  # at the revised V2Sa
-    assert tables.grid_table(records[-4:], lines, tmp_path / "none", "") is None
+    assert breakdowns.grid_table(records[-4:], lines, tmp_path / "none", "") is None
 
 
 def test_more_epochs_than_the_papers_also_writes_the_first_100_epochs_table(tmp_path):
@@ -466,7 +475,7 @@ def test_the_three_protocols_on_a_hand_made_case():
     assert scores["honest"] == [0.60]
     assert scores["setting-on-test"] == [0.70]
     assert scores["original"] == [0.95]
-    assert scores["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 2, "tied": 1}]
+    assert scores["original_choice"] == [{"dr": 4, "seg": 1, "epoch": 2, "tied": 1, "settings": 3}]
     assert scores["settings"] == [{"dr": 0, "seg": 1}]
 
 
