@@ -25,14 +25,8 @@ Each (dataset, seed, schedule) stack writes `<out>/runs/<dataset>_<schedule>_see
 re-running skips finished stacks. The report is `<out>/../fidelity.md` (`--report`); the last line
 printed is `report=<path>`.
 
-`--experiment dropout` asks instead what the original code's dropout did to its printed numbers: its
-`--dr` never reached the program layer, so every run had dropout 0.4 on theta, and its ARTLayer applied
-that dropout when scoring too, so each epoch's TEST accuracy was a noisy draw, and the best of them was
-printed. Per dataset, 5 replicate runs (the grid's 5 dropout values, which all meant 0.4) × m 1..10
-(where it fits), the original schedule, TEST scored after every epoch both without and with the
-dropout (`monitor_dropout_on`: a mask per batch of 32, as the original's validation pass), the same
-runs: `<out>/dropout/<dataset>_dropout-at-inference_seed<r>_eps<e>.json` per replicate r, and the
-report `results/fidelity_dropout.md`.
+`--experiment dropout` asks instead what the original code's dropout did to its printed numbers, with
+the runs, scores and report of `dropout_scoring` (see there); the report is `results/fidelity_dropout.md`.
 """
 
 from __future__ import annotations
@@ -44,18 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
+import dropout_scoring
 import reporting
 import runs
 import utils
 import validation
-from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, ProgramSetting
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, ProgramSetting
 from utils import V2SError
 
 SCHEDULES = {"original": {"lr": DEFAULT_LR, "lr_decay": DEFAULT_LR_DECAY}, "const": {"lr": 0.01, "lr_decay": 0.0}}
 SEGMENTS, DROPOUTS = (1, 10), (0.0, 0.4)  # dropout as a rate
 OFFSET = DEFAULT_OFFSET
-ORIGINAL_DROPOUT, REPLICATES = 0.4, 5  # what every run of the original had; the paper grid's 5 dropout values
-DROPOUT_EXPERIMENT = "dropout-at-inference"
 
 
 def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[tuple[ProgramSetting, str]]:
@@ -136,120 +129,6 @@ def run_stack(dataset: str, schedule: str, seed: int, eps: int, data_dir, out: P
     }
     utils.atomic_write_json(path, record)
     return path
-
-
-def run_dropout_stack(dataset: str, replicate: int, eps: int, data_dir, out: Path) -> Path:
-    """One replicate of `--experiment dropout`: m 1..10 (where it fits) at dropout 0.4, the original schedule,
-    TEST scored after every epoch without and with the dropout; writes its record (as `run_stack`'s)."""
-    import am_weights
-    import multi_program
-    import ts_dataloader
-    import ts_model
-
-    path = out / "dropout" / f"{runs.fidelity_stack_name(dataset, DROPOUT_EXPERIMENT, replicate, eps)}.json"
-    if path.exists():
-        return path
-    started = time.time()
-    utils.setup_tensorflow(seed=0)
-    data = ts_dataloader.load_dataset(dataset, data_dir, download=False)
-    x_fit, y_fit, x_val, y_val = ts_dataloader.validation_split(data.x_train, data.y_train, 0.2, 0)
-    am, info = am_weights.load_am("v2sa")
-    am.trainable = False
-    maximal = ts_model.many_to_one(data.n_classes, None, "random", 0)[1]
-    fits = range(1, min(10, (utils.WAVE_LEN - OFFSET) // data.length) + 1)
-    settings = [ProgramSetting(seed=0, seg=m, dropout=ORIGINAL_DROPOUT, offset=OFFSET, groups=maximal) for m in fits]
-    test = {"test": (data.x_test, data.y_test)}
-    results = multi_program.train_programs(
-        am,
-        (x_fit, y_fit),
-        (x_val, y_val),
-        settings,
-        epochs=eps,
-        seed=replicate + 1,  # the replicates differ in their dropout masks only, as the original's grid did
-        **SCHEDULES["original"],
-        monitor_on=test,
-        monitor_dropout_on=test,
-    )
-    record = {
-        "dataset": data.describe(),
-        "experiment": DROPOUT_EXPERIMENT,
-        "schedule": {"name": "original", **SCHEDULES["original"]},
-        "replicate": replicate,
-        "eps": eps,
-        "n_fit": len(y_fit),
-        "n_validation": len(y_val),
-        "am": {"name": info.name, "sha256": info.sha256},
-        "programs": [
-            {
-                "setting": {k: v for k, v in r["setting"].items() if k != "groups"},
-                "history": r["history"],
-                "best_epoch": r["best_epoch"],
-            }
-            for r in results
-        ],
-        "wall_time_s": round(time.time() - started, 1),
-        "versions": utils.versions(),
-    }
-    utils.atomic_write_json(path, record)
-    return path
-
-
-def dropout_scores(records: list[dict]) -> dict:
-    """Per dataset, over all replicates and m: `honest` (the program and epoch of the lowest validation
-    cross-entropy, TEST scored without dropout), `original` (the best TEST accuracy over programs and
-    epochs, scored without dropout) and `original, scored with dropout` (the same over the noisy scores:
-    what the original code printed); `noise`: the mean over programs and epochs of |noisy − plain| TEST
-    accuracy; `programs`. Accuracies as fractions."""
-    by_dataset: dict = {}
-    for record in records:
-        by_dataset.setdefault(record["dataset"]["name"], []).extend(record["programs"])
-    scores = {}
-    for name, programs in by_dataset.items():
-        honest = min(programs, key=lambda p: min(p["history"]["val_ce"]))
-        plain = np.array([p["history"]["test_accuracy"] for p in programs])
-        noisy = np.array([p["history"]["test_dropout_accuracy"] for p in programs])
-        scores[name] = {
-            "honest": honest["history"]["test_accuracy"][honest["best_epoch"] - 1],
-            "original": float(plain.max()),
-            "original, scored with dropout": float(noisy.max()),
-            "noise": float(np.abs(noisy - plain).mean()),
-            "programs": len(programs),
-        }
-    return scores
-
-
-def dropout_report(scores: dict, paper: dict, command: str, eps: int) -> str:
-    """fidelity_dropout.md: per dataset the three numbers of `dropout_scores` beside the paper's V2Sa, and
-    their mean gap to it."""
-    columns = ["honest", "original", "original, scored with dropout"]
-    table, gaps = [], {c: [] for c in columns}
-    for name, score in scores.items():
-        for c in columns:
-            gaps[c].append(100 * score[c] - paper[name])
-        table.append(
-            [name, f"{paper[name]:.2f}", str(score["programs"])]
-            + [f"{100 * score[c]:.2f}" for c in columns]
-            + [f"{100 * score['noise']:.2f}"]
-        )
-    table.append(["**mean gap to paper (points)**", "", "", *(f"{np.mean(gaps[c]):+.2f}" for c in columns), ""])
-    lines = [
-        "# The original code's dropout: 0.4 on theta always, also when scoring",
-        "",
-        f"Command: `{command}` (V2Sa frozen, {eps} epochs, {REPLICATES} replicates × m 1..10 where it fits, "
-        f"dropout {ORIGINAL_DROPOUT} in training, the original schedule, random maximal map, offset {OFFSET}, 20 % "
-        "of TRAIN for validation). TEST accuracy in percent. *honest*: the program and epoch with the lowest "
-        "validation cross-entropy; *original*: the best TEST epoch of the best program, scored without dropout; "
-        "*scored with dropout*: the same over TEST scores drawn with the dropout on theta, a mask per batch of "
-        f"{DEFAULT_BATCH}, as the original code's ARTLayer scored (and printed the best of); *noise*: the mean "
-        "|difference| between the two "
-        "scores of an epoch. All from the same runs.",
-        "",
-        *reporting.markdown_table(
-            ["dataset", "paper V2Sa", "programs", *columns, "noise (points)"],
-            table,
-        ),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def program_rows(record: dict) -> list[dict]:
@@ -459,9 +338,9 @@ def dropout_main(args, names: list[str], paper: dict, out: Path, command: str) -
     if not args.report_only:
         validation.writable_dir("--out", out / "dropout")
         for name in names:
-            for replicate in range(REPLICATES):
-                path = run_dropout_stack(name, replicate, args.eps, args.data_dir, out)
-                score = dropout_scores([json.loads(path.read_text())])[name]
+            for replicate in range(dropout_scoring.REPLICATES):
+                path = dropout_scoring.run_dropout_stack(name, replicate, args.eps, args.data_dir, out)
+                score = dropout_scoring.dropout_scores([json.loads(path.read_text())])[name]
                 print(
                     f"{name} replicate {replicate}: original {score['original']:.3f}, scored with dropout "
                     f"{score['original, scored with dropout']:.3f}",
@@ -474,7 +353,15 @@ def dropout_main(args, names: list[str], paper: dict, out: Path, command: str) -
     ]
     if not records:
         raise V2SError(f"no records of --experiment dropout in {out / 'dropout'}")
-    text = dropout_report(dropout_scores(records), paper, command, args.eps)
+    import ts_dataloader
+    from sweep.plan import constant_per_batch_ceiling
+
+    scores = dropout_scoring.dropout_scores(records)
+    ceilings = {
+        name: constant_per_batch_ceiling(ts_dataloader.load_dataset(name, args.data_dir, download=False).y_test)
+        for name in scores
+    }
+    text = dropout_scoring.dropout_report(scores, paper, command, args.eps, ceilings)
     utils.atomic_write_bytes(Path(args.report), text.encode())
     print(f"report={args.report}")
     return 0

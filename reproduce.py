@@ -44,7 +44,14 @@ from sweep.breakdowns import choices_table, epochs_table, grid_table
 from sweep.executor import execute, failed_runs, load_records
 from sweep.plan import NET_NAMES, grid_name, per_net, plan_runs, seed_count, select_datasets
 from sweep.protocols import PROTOCOLS, baseline_scores, protocol_scores
-from sweep.tables import build_table, constant_predictor_notes, majority_notes, table3, write_outputs
+from sweep.tables import (
+    build_table,
+    constant_predictor_notes,
+    majority_notes,
+    scoring_artefact_notes,
+    table3,
+    write_outputs,
+)
 from utils import V2SError
 
 PAPER_EPOCHS = 100  # the paper's epochs per run
@@ -223,6 +230,7 @@ def main(argv=None) -> int:
     ours = tuple(f"ours {NET_NAMES[net]} ({args.protocol})" for net in nets) + ("ours TFa (honest)",)
     notes = (
         constant_predictor_notes(rows)
+        + scoring_artefact_notes(rows)
         + majority_notes(rows, lines, ours)
         + (
             [

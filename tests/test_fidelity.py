@@ -2,6 +2,7 @@
 
 import pytest
 
+import dropout_scoring
 import fidelity
 from settings import DEFAULT_OFFSET
 
@@ -74,13 +75,17 @@ def test_the_dropout_experiment_scores_the_same_runs_without_and_with_the_origin
         {"dataset": {"name": "Toy"}, "programs": [program([0.3, 0.6], [0.65, 0.9], [0.8, 0.7])]},
         {"dataset": {"name": "Other"}, "programs": [program([0.2, 0.1], [0.5, 0.4], [0.5, 0.6])]},
     ]
-    scores = fidelity.dropout_scores(replicates)
+    scores = dropout_scoring.dropout_scores(replicates)
     toy = scores["Toy"]
     assert toy["honest"] == 0.65  # replicate 1, epoch 1: the lowest validation cross-entropy, not the best TEST
     assert toy["original"] == 0.9 and toy["original, scored with dropout"] == 0.95
     assert toy["noise"] == pytest.approx((0.1 + 0.25 + 0.15 + 0.2) / 4) and toy["programs"] == 2
     assert scores["Other"]["honest"] == 0.4 and scores["Other"]["programs"] == 1
-    text = fidelity.dropout_report(scores, {"Toy": 95.0, "Other": 60.0}, "cmd", eps=2)
+    text = dropout_scoring.dropout_report(
+        scores, {"Toy": 95.0, "Other": 60.0}, "cmd", eps=2, ceilings={"Toy": 90.0, "Other": 55.0}
+    )
     gap_line = next(line for line in text.splitlines() if line.startswith("| **mean gap"))
     # Toy -30 / -5 / 0, Other -20 / -10 / 0: the mean over datasets
-    assert [c.strip() for c in gap_line.strip("|").split("|")][3:6] == ["-25.00", "-7.50", "+0.00"]
+    assert [c.strip() for c in gap_line.strip("|").split("|")][4:7] == ["-25.00", "-7.50", "+0.00"]
+    toy_line = next(line for line in text.splitlines() if line.startswith("| Toy |"))
+    assert [c.strip() for c in toy_line.strip("|").split("|")][:4] == ["Toy", "95.00", "90.00", "2"]

@@ -1,5 +1,6 @@
 """The sweep (`reproduce.py` over `sweep/`): planning, resuming, failure isolation, protocols and the table maths."""
 
+import csv
 import json
 import os
 import subprocess
@@ -544,6 +545,51 @@ def test_flagged_rows_leave_the_unflagged_summary_and_ecg200_is_compared_at_its_
     assert everything["datasets"] == 3 and everything["mean gap"] == pytest.approx((70 + 85.5 + 99) / 3 - 287 / 3)
     assert kept["datasets"] == 2 and kept["paper mean"] == pytest.approx((85.5 + 100) / 2)
     assert kept["mean gap"] == pytest.approx(-0.5) and kept["more than 3 points under"] == ""
+
+
+def test_the_constant_per_batch_ceiling_sums_each_batchs_largest_class():
+    wine_like = [0] * 27 + [1] * 27  # a TEST file sorted by class
+    assert plan.constant_per_batch_ceiling(wine_like) == pytest.approx(100 * (27 + 22) / 54)  # 90.74
+    assert plan.constant_per_batch_ceiling([0, 1] * 27) == pytest.approx(100 * (16 + 11) / 54)  # interleaved
+    assert plan.constant_per_batch_ceiling(wine_like, batch=54) == 50.0  # one batch: a constant predictor
+
+
+def test_a_paper_number_at_the_constant_per_batch_ceiling_is_a_scoring_artefact_and_has_its_own_comparison(
+    tmp_path,
+):
+    def row(name, v2sa, ceiling, shares=(50.0, 50.0)):
+        return {"ucr_name": name, "n_classes": 2, "SOTA": 95.0, "V2Sa": v2sa, "V2Su": 90.0, "TFa": 50.0,
+                "test_shares": list(shares), "batch_ceiling": ceiling}  # fmt: skip
+
+    rows = [
+        row("Sorted", 90.74, 90.74),  # at the ceiling, far above either class: flagged
+        row("Shuffled", 90.74, 59.0),  # another number: kept
+        row("Majority", 64.32, 64.32, (64.32, 35.68)),  # the ceiling is only the largest class: kept
+        row("FordB", 100.0, 55.9),  # an artefact already
+    ]
+    scores = {
+        (r["ucr_name"], "0"): {
+            "honest": [0.6],
+            "setting-on-test": [0.6],
+            "original": [0.7],
+            "n_settings": 1,
+            "runs": 1,
+            "seconds": 1.0,
+        }  # fmt: skip
+        for r in rows
+    }
+    lines, summary = tables.build_table(rows, scores, ["0"], "honest")
+    assert [line["flag"] for line in lines] == ["scoring artefact", "", "", "artefact"]
+    assert "Sorted 90.74 (its largest class 50.00)" in tables.scoring_artefact_notes(rows)[1]
+    tables.write_outputs(lines, summary, [], tmp_path, "honest", "cmd")
+    with (tmp_path / "table2_vs_paper.csv").open() as handle:
+        original = {r["rows"]: r for r in csv.DictReader(handle) if r["column"] == "ours V2Sa (original)"}
+    assert {k: int(r["datasets"]) for k, r in original.items()} == {
+        "all": 4,
+        "unflagged": 3,  # the scoring artefact stays in the unflagged rows
+        "unflagged, no scoring artefact": 2,
+    }
+    assert float(original["unflagged, no scoring artefact"]["paper mean"]) == pytest.approx((90.74 + 64.32) / 2)
 
 
 def test_any_ucr_dataset_in_the_data_folder_can_join_the_table(tmp_path):
