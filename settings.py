@@ -48,6 +48,7 @@ DEFAULT_L2 = 0.04  # L2 weight on theta (the paper; the original code used 0.05)
 DEFAULT_LR = 0.05  # Adam's initial learning rate (the original's)
 DEFAULT_LR_DECAY = 0.48  # lr_t = lr / (1 + decay * step), the original Adam `decay`
 DEFAULT_BATCH = 32  # series per training step
+ORIGINAL_BATCH = 32  # the original code's fit batch, which Keras also scored its validation_data (TEST) at
 
 
 def dropout_rate(dr: float) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 
 import runs
 import utils
-from settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, DEFAULT_PRECISION
+from settings import DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_OFFSET, DEFAULT_PRECISION, ORIGINAL_BATCH
 from utils import V2SError
 
 GRIDS = {
@@ -23,12 +23,12 @@ TFA_OPTIMISERS = {"paper": (DEFAULT_LR, DEFAULT_LR_DECAY, "ours TFa"), "adam1e-3
 PAPER_COLUMNS = ("SOTA", "V2Sa", "V2Su", "TFa")
 
 
-def constant_per_batch_ceiling(labels, batch: int = DEFAULT_BATCH) -> float:
+def constant_per_batch_ceiling(labels, batch: int = ORIGINAL_BATCH) -> float:
     """The best TEST accuracy (percent) of a predictor that gives one class to each run of `batch` consecutive
-    series, in the order given (each batch's largest class count, summed): what scoring a near-constant
-    predictor can print when its class may change from batch to batch, as the original code's dropout on
-    theta, drawn anew for every batch of its TEST pass, let it. On a TEST file sorted by class this is far
-    above the largest class share (Wine: 49 of 54)."""
+    series, in the order given (each batch's largest class count, summed): what a near-constant predictor
+    can score when its class may change from batch to batch, as the original code's dropout on theta let it
+    (a mask per call, so per batch of its TEST pass; inferred from its code). On a TEST file sorted by class
+    this is far above the largest class share (Wine: 49 of 54)."""
     labels = np.asarray(labels)
     hits = sum(np.unique(labels[i : i + batch], return_counts=True)[1].max() for i in range(0, len(labels), batch))
     return 100.0 * float(hits) / len(labels)

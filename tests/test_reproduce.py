@@ -554,6 +554,15 @@ def test_the_constant_per_batch_ceiling_sums_each_batchs_largest_class():
     assert plan.constant_per_batch_ceiling(wine_like, batch=54) == 50.0  # one batch: a constant predictor
 
 
+def test_each_row_carries_its_test_files_constant_per_batch_ceiling(tmp_path):
+    write_toy(tmp_path, n_test=40)
+    test_file = tmp_path / "Toy" / "Toy_TEST.tsv"
+    table = np.loadtxt(test_file, delimiter="\t")
+    np.savetxt(test_file, table[np.argsort(table[:, 0], kind="stable")], delimiter="\t")  # sorted by class
+    rows, _ = plan.select_datasets("Toy", tmp_path)
+    assert rows[0]["batch_ceiling"] == pytest.approx(100 * (20 + 8) / 40)  # batches of 32 and 8
+
+
 def test_a_paper_number_at_the_constant_per_batch_ceiling_is_a_scoring_artefact_and_has_its_own_comparison(
     tmp_path,
 ):
@@ -567,6 +576,9 @@ def test_a_paper_number_at_the_constant_per_batch_ceiling_is_a_scoring_artefact_
         row("Majority", 64.32, 64.32, (64.32, 35.68)),  # the ceiling is only the largest class: kept
         row("FordB", 100.0, 55.9),  # an artefact already
     ]
+    # the boundaries: printed to one decimal is still at the ceiling, 0.1 off is not; just above the share is
+    assert tables.is_scoring_artefact(row("A", 98.7, 98.70)) and not tables.is_scoring_artefact(row("B", 98.6, 98.70))
+    assert tables.is_scoring_artefact(row("C", 50.5, 50.5, (50.0, 50.0)))
     scores = {
         (r["ucr_name"], "0"): {
             "honest": [0.6],
