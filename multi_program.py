@@ -265,11 +265,18 @@ def train_programs(
     if has_val:
         y_val = np.asarray(data_val[1]).astype(np.int32)
         tiled_val = tiled(data_val[0])
+    tilings: dict = {}  # a split monitored both plain and with dropout is tiled once
+
+    def tiled_once(x):
+        if id(x) not in tilings:
+            tilings[id(x)] = tiled(x)
+        return tilings[id(x)]
+
     monitored = {
-        (name, False): (tiled(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()
+        (name, False): (tiled_once(x), np.asarray(y).astype(np.int32)) for name, (x, y) in (monitor_on or {}).items()
     }
     monitored |= {
-        (f"{name}_dropout", True): (tiled(x), np.asarray(y).astype(np.int32))
+        (f"{name}_dropout", True): (tiled_once(x), np.asarray(y).astype(np.int32))
         for name, (x, y) in (monitor_dropout_on or {}).items()
     }
     P, n = len(full), len(y_fit)

@@ -154,9 +154,10 @@ def build_table(rows: list[dict], scores: dict, nets: list[str], lead: str) -> t
     tfa_keys = [tfa_key(name) for name in TFA_OPTIMISERS]
     lines = []
     for row in rows:
-        flag = "; ".join(
-            f for f in (paper_tables.flag(row["ucr_name"]), is_scoring_artefact(row) * SCORING_ARTEFACT) if f
-        )
+        flags = [paper_tables.flag(row["ucr_name"])]
+        if is_scoring_artefact(row):
+            flags.append(SCORING_ARTEFACT)
+        flag = "; ".join(f for f in flags if f)
         line = {"dataset": row["ucr_name"], "classes": row["n_classes"], "flag": flag}
         for paper_column in PAPER_COLUMNS:
             if row.get(paper_column) is not None:
