@@ -44,7 +44,7 @@ def run_dropout_stack(dataset: str, replicate: int, eps: int, data_dir, out: Pat
     am, info = am_weights.load_am("v2sa")
     am.trainable = False
     maximal = ts_model.many_to_one(data.n_classes, None, "random", 0)[1]
-    fits = range(1, min(10, (utils.WAVE_LEN - DEFAULT_OFFSET) // data.length) + 1)
+    fits = range(1, min(10, utils.max_segments(data.length, DEFAULT_OFFSET)) + 1)
     settings = [
         ProgramSetting(seed=0, seg=m, dropout=ORIGINAL_DROPOUT, offset=DEFAULT_OFFSET, groups=maximal) for m in fits
     ]

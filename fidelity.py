@@ -57,7 +57,7 @@ def settings_for(schedule: str, n_classes: int, length: int, seed: int) -> list[
     the largest m and dropout 0.4."""
     import ts_model
 
-    fits = [m for m in SEGMENTS if m <= (utils.WAVE_LEN - OFFSET) // length]
+    fits = [m for m in SEGMENTS if m <= utils.max_segments(length, OFFSET)]
     maximal = ts_model.many_to_one(n_classes, None, "random", seed)[1]
     out = [
         (ProgramSetting(seed=seed, seg=m, dropout=dr, offset=OFFSET, groups=maximal), "maximal")

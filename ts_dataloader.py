@@ -83,6 +83,7 @@ def task_list() -> dict[int, str]:
 
 
 def default_data_dir() -> Path:
+    """The UCR folder when no `--data-dir` is given: `$V2S_DATA_DIR`, else `Datasets/` in the project."""
     return Path(os.environ.get("V2S_DATA_DIR") or PROJECT_DIR / "Datasets")
 
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from settings import N_SOURCE
-from utils import WAVE_LEN, V2SError
+from utils import WAVE_LEN, V2SError, max_segments
 
 TFA = "tfa"  # the --mod of the paper's TFa baseline
 V2S_MODS = {"0": "one-to-one, AM frozen", "1": "many-to-one, AM frozen (V2S)", "2": "many-to-one, AM fine-tuned"}
@@ -40,7 +40,7 @@ def segment_starts(length: int, segments: int, offset: int = 0) -> list[int]:
         raise V2SError(f"--seg must be at least 1, got {segments}")
     if not 0 <= offset <= WAVE_LEN - length:
         raise V2SError(f"--offset {offset} leaves no room for a series of length {length} in {WAVE_LEN} samples")
-    fit = (WAVE_LEN - offset) // length
+    fit = max_segments(length, offset)
     if segments > fit:
         raise V2SError(
             f"--seg {segments} is too large: a series of length {length} fits at most {fit} times in "

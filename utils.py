@@ -1,4 +1,5 @@
-"""Helpers shared by every v2s script: TensorFlow set-up, user-facing errors, run records.
+"""Helpers shared by every v2s script: TensorFlow set-up, user-facing errors, atomic writes, the window's
+size and the version stamp of run records.
 
 Import this module before TensorFlow: `setup_tensorflow()` must set the environment
 variables that TensorFlow reads when it is first imported.
@@ -21,6 +22,12 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent
 SAMPLE_RATE = 16000  # Hz; every acoustic model takes 1 s of audio
 WAVE_LEN = 16000  # samples in the reprogrammed waveform
+
+
+def max_segments(length: int, offset: int = 0) -> int:
+    """How many whole copies of a length-`length` series fit in the 16000-sample window after `offset`
+    zero samples: the largest m (`--seg`) that `ts_model.segment_starts` accepts."""
+    return (WAVE_LEN - offset) // length
 
 
 class V2SError(Exception):

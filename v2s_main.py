@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     utils.setup_tensorflow(seed=args.seed)
     import training
 
-    config = training.V2SConfig(**{k: v for k, v in vars(args).items()})
+    config = training.V2SConfig(**vars(args))
     record = training.run(config)
     metrics = record["metrics"]
     print(f"selected epoch {record['selection']['epoch']} of {config.eps} ({record['selection']['criterion']})")

@@ -7,6 +7,7 @@
     tables     Table 2 (lines, summaries, ours vs the paper, notes; .md and .csv) and Table 3
     breakdowns the pages beside Table 2: each protocol's choices, the grid like for like, more epochs
     figures    table2.png, ours against the paper
+    precision  the bf16 acceptance test: honest TEST accuracy of the same plan in fp32 and bf16
 
 Importing them does not import TensorFlow (the functions that train do), so a script checks its flags first.
 """

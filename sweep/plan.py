@@ -1,5 +1,6 @@
 """The runs of a sweep: which datasets, grids and seeds a command asks for, one `RunSpec` per run, and the
-stacks they are trained in, in the order they are started. Reads the data folder only to size the rows."""
+stacks they are trained in, in the order they are started. Reads the data folder to size the rows and to
+give each its TEST class shares and `constant_per_batch_ceiling` (what a near-constant predictor can score)."""
 
 from __future__ import annotations
 
@@ -225,7 +226,7 @@ def plan_runs(
         fits = {}
         for net in nets:
             segs = GRIDS[grids[net]]["seg"]
-            fits[net] = [seg for seg in segs if seg <= (utils.WAVE_LEN - offset) // row["length"]]
+            fits[net] = [seg for seg in segs if seg <= utils.max_segments(row["length"], offset)]
             if len(fits[net]) < len(segs):
                 print(
                     f"{row['ucr_name']}: segments {sorted(set(segs) - set(fits[net]))} do not fit "
